@@ -1,0 +1,139 @@
+"""Facts that switch adapters report, in the controller's words (no ARI or ESL names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegArrived:
+    """A leg came under the controller's control (a new inbound leg, or one it originated)."""
+
+    leg_id: str
+    at: datetime
+    channel_name: str
+    caller_number: str
+    caller_name: str
+    dialed: str
+    answered: bool
+    args: tuple[str, ...] = ()
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LegRinging:
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    leg_id: str
+    at: datetime
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LegHungUp:
+    leg_id: str
+    at: datetime
+    cause: int
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegLeft:
+    """The leg left the controller's control (it may still exist on the switch)."""
+
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackStarted:
+    playback_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    playback_id: str
+    leg_id: str
+    at: datetime
+    completed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    recording_name: str
+    target_id: str
+    at: datetime
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFailed:
+    recording_name: str
+    target_id: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegJoinedBridge:
+    bridge_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegLeftBridge:
+    bridge_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeDestroyed:
+    bridge_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchLinkChanged:
+    """The link to a switch (or one of its interfaces) went up or down."""
+
+    switch: str
+    link: str
+    up: bool
+    at: datetime
+    reason: str = ""
+
+
+LegEvent = (
+    LegArrived
+    | LegRinging
+    | LegAnswered
+    | DtmfReceived
+    | LegHungUp
+    | LegLeft
+    | PlaybackStarted
+    | PlaybackFinished
+)
+BridgeEvent = LegJoinedBridge | LegLeftBridge | BridgeDestroyed
+RecordingEvent = RecordingFinished | RecordingFailed
+Event = LegEvent | BridgeEvent | RecordingEvent | SwitchLinkChanged
+
+
+def leg_of(event: Event) -> str | None:
+    """The leg an event belongs to, for per-leg ordering; None for switch-wide events."""
+    return getattr(event, "leg_id", None)
