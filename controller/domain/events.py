@@ -12,6 +12,7 @@ class LegArrived:
 
     leg_id: str
     at: datetime
+    created_at: datetime
     channel_name: str
     caller_number: str
     caller_name: str

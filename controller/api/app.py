@@ -1,0 +1,38 @@
+"""The FastAPI application: routes, error rendering, audit of writes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from controller import __version__
+from controller.api.audit import install_audit
+from controller.api.errors import install_error_handlers
+from controller.api.routes import api_keys, audit, calls, health, me
+from controller.bootstrap import Runtime
+
+DESCRIPTION = """
+REST API of the contact-center controller.
+
+Authenticate with an API key: `Authorization: Bearer <key>`. Each key has one role
+(admin, supervisor, agent, integration); each operation lists the roles it accepts.
+Errors are RFC 9457 `application/problem+json` documents with a stable `type`.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="cc-controller",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    install_audit(app)
+    app.include_router(health.router)
+    app.include_router(me.router)
+    app.include_router(api_keys.router)
+    app.include_router(audit.router)
+    app.include_router(calls.router)
+    return app

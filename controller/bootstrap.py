@@ -1,0 +1,84 @@
+"""The one place that wires settings → pools → adapters → services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from controller.adapters.asterisk.switch import AsteriskSwitch, SwitchSnapshot
+from controller.domain import events as e
+from controller.services.api_keys import ApiKeyService
+from controller.services.audit import AuditService
+from controller.services.call_records import CallRecordService
+from controller.services.calls import CallService
+from controller.services.health import HealthService
+from controller.settings import Settings
+from controller.storage.db import Database
+from controller.storage.live import LiveStore
+from controller.storage.outbox import RecordWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    live: LiveStore
+    records: RecordWriter
+    switch: AsteriskSwitch
+    calls: CallService
+    call_records: CallRecordService
+    health: HealthService
+    api_keys: ApiKeyService
+    audit: AuditService
+
+    async def start(self) -> None:
+        await self.db.open()
+        await self.records.start()
+        await self.live.start()
+        await self.switch.start()
+
+    async def close(self) -> None:
+        await self.switch.close()
+        await self.records.close()
+        await self.live.close()
+        await self.db.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.database_url)
+    records = RecordWriter(db, settings.reconnect_initial_delay, settings.reconnect_max_delay)
+    live = LiveStore(settings.redis_url, settings.ari_app, settings.reconnect_initial_delay,
+                     settings.reconnect_max_delay)
+    calls: CallService
+
+    def deliver(event: e.Event) -> None:
+        calls.submit(event)
+
+    async def reconnected(snapshot: SwitchSnapshot) -> None:
+        await calls.reconcile(snapshot.legs)
+
+    switch = AsteriskSwitch(settings, deliver, reconnected)
+    calls = CallService(switch, records, live, settings.default_prompt)
+    health = HealthService(
+        {
+            "asterisk-ari": switch.ari.check,
+            "asterisk-ami": switch.ami.check,
+            "postgres": db.check,
+            "redis": live.check,
+        },
+        timeout=settings.readiness_timeout,
+    )
+    return Runtime(
+        settings=settings,
+        db=db,
+        live=live,
+        records=records,
+        switch=switch,
+        calls=calls,
+        call_records=CallRecordService(db),
+        health=health,
+        api_keys=ApiKeyService(db, records),
+        audit=AuditService(db, records),
+    )

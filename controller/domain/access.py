@@ -1,0 +1,23 @@
+"""Who may act: API key roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    AGENT = "agent"
+    INTEGRATION = "integration"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of an API request, as established from its API key."""
+
+    key_id: UUID
+    key_name: str
+    role: Role

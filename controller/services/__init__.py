@@ -1,0 +1,1 @@
+"""Services: load state, ask an engine, persist, execute commands, publish."""

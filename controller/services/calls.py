@@ -1,0 +1,327 @@
+"""Calls in progress: switch events in, engine decisions out, records kept.
+
+Each call gets its own queue and task, so events of one call are handled in order and a
+slow call never delays another. For each event the service updates the call model,
+asks the flow engine what to do, writes the call records (through the record writer, which
+survives a Postgres outage), mirrors the live call to Redis, and executes the commands.
+
+After every (re)connect to the switch, :meth:`reconcile` compares what the switch holds
+for our application with what the controller tracks: legs that vanished are ended in the
+records, legs nobody tracks (left in the application while the controller was away, or
+tracked by a previous run in Redis) are adopted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from controller.domain import commands as c
+from controller.domain import events as e
+from controller.domain.calls import (
+    Call,
+    CallState,
+    Direction,
+    IllegalTransition,
+    Leg,
+    LegRole,
+    LegState,
+    apply_leg,
+    settle_call,
+)
+from controller.domain.errors import LegGone, StorageUnavailable, SwitchError
+from controller.engines import greeting
+from controller.storage.live import LiveStore
+from controller.storage.outbox import RecordWriter
+from controller.storage.records import CallEventRow, CallRow, LegRow
+
+log = logging.getLogger(__name__)
+
+LOST_CAUSE = 0
+LOST_CAUSE_TEXT = "ended while the controller was disconnected"
+
+
+class Switch(Protocol):
+    name: str
+
+    async def execute(self, command: c.Command) -> None: ...
+
+
+@dataclass(slots=True)
+class CallSession:
+    call: Call
+    flow: greeting.GreetingState | None = None
+    queue: asyncio.Queue[e.Event] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class CallService:
+    def __init__(self, switch: Switch, records: RecordWriter, live: LiveStore,
+                 default_prompt: str) -> None:
+        self._switch = switch
+        self._records = records
+        self._live = live
+        self._default_prompt = default_prompt
+        self._sessions: dict[str, CallSession] = {}
+        self._call_of_leg: dict[str, str] = {}
+        self._finished = asyncio.Condition()
+
+    # ---- reading --------------------------------------------------------------------
+
+    def live_calls(self) -> list[Call]:
+        return [s.call for s in self._sessions.values()]
+
+    def find(self, call_id: str) -> Call | None:
+        session = self._sessions.get(call_id)
+        return session.call if session else None
+
+    def call_of_leg(self, leg_id: str) -> str | None:
+        return self._call_of_leg.get(leg_id)
+
+    # ---- events in ------------------------------------------------------------------
+
+    def submit(self, event: e.Event) -> None:
+        """Take one switch event (never blocks); it is handled on its call's own task."""
+        if isinstance(event, e.SwitchLinkChanged):
+            return
+        leg_id = e.leg_of(event)
+        if leg_id is None:
+            return
+        call_id = self._call_of_leg.get(leg_id)
+        if call_id is None:
+            if not isinstance(event, e.LegArrived):
+                log.debug("event for a leg the controller does not track: %r", event)
+                return
+            call_id = self._open_call(event).id
+        self._sessions[call_id].queue.put_nowait(event)
+
+    def _open_call(self, arrived: e.LegArrived, call_id: str | None = None) -> Call:
+        direction = Direction.INTERNAL if arrived.args[:1] == ("internal",) else Direction.INBOUND
+        call = Call(
+            id=call_id or str(uuid.uuid4()),
+            direction=direction,
+            started_at=arrived.created_at,
+            caller_number=arrived.caller_number,
+            caller_name=arrived.caller_name,
+            dialed=arrived.dialed,
+        )
+        call.legs[arrived.leg_id] = Leg(
+            id=arrived.leg_id, call_id=call.id, role=LegRole.CALLER,
+            channel_name=arrived.channel_name, created_at=arrived.created_at,
+        )
+        self._track(CallSession(call))
+        log.info("call %s opened by leg %s from %r to %r", call.id, arrived.leg_id,
+                 arrived.caller_number, arrived.dialed,
+                 extra={"call_id": call.id, "leg_id": arrived.leg_id})
+        return call
+
+    def _track(self, session: CallSession) -> None:
+        call = session.call
+        self._sessions[call.id] = session
+        for leg_id in call.legs:
+            self._call_of_leg[leg_id] = call.id
+        session.task = asyncio.create_task(self._serve(session), name=f"call-{call.id}")
+
+    async def _serve(self, session: CallSession) -> None:
+        call = session.call
+        try:
+            while call.state is not CallState.ENDED:
+                event = await session.queue.get()
+                try:
+                    await self._handle(session, event)
+                except Exception:
+                    log.exception("call %s: failed to handle %r", call.id, event)
+        finally:
+            self._sessions.pop(call.id, None)
+            for leg_id in call.legs:
+                self._call_of_leg.pop(leg_id, None)
+            self._live.drop_call(call.id)
+            async with self._finished:
+                self._finished.notify_all()
+
+    async def wait_ended(self, call_id: str, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            async with self._finished:
+                await self._finished.wait_for(lambda: call_id not in self._sessions)
+
+    # ---- handling -------------------------------------------------------------------
+
+    async def _handle(self, session: CallSession, event: e.Event) -> None:
+        call = session.call
+        leg_id = e.leg_of(event)
+        leg = call.legs.get(leg_id) if leg_id else None
+        rows: list[CallRow | LegRow | CallEventRow] = [
+            CallEventRow(call.id, leg_id, event.at, type(event).__name__, _event_data(event))
+        ]
+        commands: tuple[c.Command, ...] = ()
+
+        match event:
+            case e.LegArrived() if leg is not None:
+                if event.answered and leg.state is LegState.RINGING:
+                    apply_leg(leg, LegState.UP, event.at)
+                decision = greeting.start(leg.id, self._default_prompt, _new_id("pb"),
+                                          answered=leg.state is LegState.UP)
+                session.flow, commands = decision.state, decision.commands
+                rows.append(LegRow.of(leg))
+            case e.LegAnswered() if leg is not None:
+                self._transition(leg, LegState.UP, event.at)
+                rows.append(LegRow.of(leg))
+            case e.LegHungUp() if leg is not None:
+                self._transition(leg, LegState.ENDED, event.at, event.cause, event.cause_text)
+                rows.append(LegRow.of(leg))
+
+        if session.flow is not None and not isinstance(event, e.LegArrived):
+            decision = greeting.on_event(session.flow, event)
+            session.flow, commands = decision.state, decision.commands
+
+        settle_call(call, event.at)
+        rows.insert(0, CallRow.of(call, self._switch.name))
+        self._records.put(*rows)
+        if call.state is CallState.ENDED:
+            self._live.drop_call(call.id)
+        else:
+            self._live.put_call(call.id, snapshot(call))
+        for command in commands:
+            await self._execute(call, command)
+
+    def _transition(self, leg: Leg, wanted: LegState, at: datetime, cause: int | None = None,
+                    cause_text: str | None = None) -> None:
+        try:
+            apply_leg(leg, wanted, at, cause, cause_text)
+        except IllegalTransition as exc:
+            # Duplicates happen after a reconnect (the switch repeats what we saw); keep ours.
+            log.info("ignored: %s", exc)
+
+    async def _execute(self, call: Call, command: c.Command) -> None:
+        try:
+            await self._switch.execute(command)
+        except LegGone as exc:
+            log.info("call %s: %s not carried out, the leg is gone", call.id, type(command).__name__)
+            self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
+                                           datetime.now(UTC), "CommandSkipped",
+                                           {"command": type(command).__name__, "reason": exc.detail}))
+        except SwitchError as exc:
+            log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
+            self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
+                                           datetime.now(UTC), "CommandFailed",
+                                           {"command": type(command).__name__, "error": exc.code,
+                                            "detail": exc.detail}))
+
+    # ---- reconciliation ------------------------------------------------------------------
+
+    async def reconcile(self, legs_on_switch: tuple[e.LegArrived, ...]) -> None:
+        """Bring tracked calls in line with the legs the switch holds for our application."""
+        now = datetime.now(UTC)
+        present = {leg.leg_id: leg for leg in legs_on_switch}
+        ended = adopted = 0
+
+        # Legs we track that the switch no longer has ended while we could not hear it.
+        for session in list(self._sessions.values()):
+            for leg in session.call.live_legs():
+                if leg.id not in present:
+                    session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
+                    ended += 1
+
+        # Legs the switch has that nobody here tracks: a previous run may have (Redis).
+        untracked = [leg for leg_id, leg in present.items() if leg_id not in self._call_of_leg]
+        remembered: dict[str, dict[str, Any]] = {}
+        try:
+            remembered = await self._live.live_calls()
+        except StorageUnavailable as exc:
+            log.warning("reconcile without Redis, previous calls cannot be adopted: %s", exc)
+        leg_to_saved = {leg_id: saved for saved in remembered.values() for leg_id in saved["legs"]}
+        for arrived in untracked:
+            saved = leg_to_saved.get(arrived.leg_id)
+            if saved is not None and saved["id"] not in self._sessions:
+                self._adopt(restore(saved), arrived, present, now)
+            elif saved is None:
+                self.submit(arrived)
+            adopted += 1
+
+        # Calls a previous run left unfinished whose legs are all gone: end them in the records.
+        for saved in remembered.values():
+            if saved["id"] in self._sessions:
+                continue
+            call = restore(saved)
+            for leg in call.live_legs():
+                apply_leg(leg, LegState.ENDED, now, LOST_CAUSE, LOST_CAUSE_TEXT)
+            settle_call(call, now)
+            self._records.put(CallRow.of(call, self._switch.name),
+                              *(LegRow.of(x) for x in call.legs.values()),
+                              CallEventRow(call.id, None, now, "CallLost", {"reason": LOST_CAUSE_TEXT}))
+            self._live.drop_call(call.id)
+            ended += 1
+        log.warning("reconciled with %s: %d legs present, %d adopted, %d ended",
+                    self._switch.name, len(present), adopted, ended)
+
+    def _adopt(self, call: Call, arrived: e.LegArrived, present: dict[str, e.LegArrived],
+               now: datetime) -> None:
+        session = CallSession(call)
+        self._track(session)
+        for leg in call.live_legs():
+            if leg.id not in present:
+                session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
+        # The flow's position was not saved: the caller hears the flow again from the start.
+        session.queue.put_nowait(arrived)
+        log.warning("call %s adopted from a previous run", call.id, extra={"call_id": call.id})
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _event_data(event: e.Event) -> dict[str, Any]:
+    data = {k: getattr(event, k) for k in event.__slots__ if k not in ("at", "leg_id", "created_at")}  # type: ignore[union-attr]
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+
+
+def snapshot(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "direction": call.direction.value,
+        "state": call.state.value,
+        "caller_number": call.caller_number,
+        "caller_name": call.caller_name,
+        "dialed": call.dialed,
+        "started_at": call.started_at.isoformat(),
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "data": call.data,
+        "legs": {
+            leg.id: {
+                "role": leg.role.value,
+                "channel_name": leg.channel_name,
+                "state": leg.state.value,
+                "created_at": leg.created_at.isoformat(),
+                "answered_at": leg.answered_at.isoformat() if leg.answered_at else None,
+            }
+            for leg in call.legs.values()
+        },
+    }
+
+
+def restore(saved: dict[str, Any]) -> Call:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    call = Call(
+        id=saved["id"],
+        direction=Direction(saved["direction"]),
+        started_at=datetime.fromisoformat(saved["started_at"]),
+        caller_number=saved["caller_number"],
+        caller_name=saved["caller_name"],
+        dialed=saved["dialed"],
+        state=CallState(saved["state"]),
+        answered_at=when(saved["answered_at"]),
+        data=dict(saved.get("data") or {}),
+    )
+    for leg_id, leg in saved["legs"].items():
+        call.legs[leg_id] = Leg(
+            id=leg_id, call_id=call.id, role=LegRole(leg["role"]), channel_name=leg["channel_name"],
+            created_at=datetime.fromisoformat(leg["created_at"]), state=LegState(leg["state"]),
+            answered_at=when(leg["answered_at"]),
+        )
+    return call

@@ -1,0 +1,71 @@
+"""Shared fixtures: the real Postgres, Redis and Asterisk that `make test` provides.
+
+Connection details come from the same CCC_* variables the controller reads, plus
+CCC_TEST_DATABASE_URL / CCC_TEST_REDIS_URL for the databases the tests may wipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from controller.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("CCC_TEST_DATABASE_URL", "postgresql://ccc:ccc@127.0.0.1:5432/ccc_test")
+TEST_REDIS_URL = os.environ.get("CCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": TEST_DATABASE_URL,
+        "redis_url": TEST_REDIS_URL,
+        "reconnect_initial_delay": 0.2,
+        "reconnect_max_delay": 1.0,
+        "readiness_timeout": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> str:
+    """A test database with a fresh schema at the latest migration, once per session."""
+    from controller.storage.migrate import upgrade
+
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float,
+                     interval: float = 0.1, what: str = "condition") -> None:
+    """Poll until ``check`` holds; fail with ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def db_conn(migrated_database: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    from psycopg.rows import dict_row
+
+    conn = await psycopg.AsyncConnection.connect(migrated_database, autocommit=True,
+                                                 row_factory=dict_row)
+    yield conn
+    await conn.close()

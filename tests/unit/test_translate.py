@@ -1,0 +1,97 @@
+"""ARI JSON ↔ domain, on events shaped exactly as Asterisk 22 sends them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.adapters.asterisk.translate import event_from_ari, request_for
+from controller.domain import commands as c
+from controller.domain import events as e
+from controller.domain.errors import UnsafeValue
+
+CHANNEL = {
+    "id": "1732364400.12",
+    "name": "Local/100@ccc-inbound-00000001;2",
+    "state": "Ring",
+    "protocol_id": "",
+    "caller": {"name": "Alice", "number": "5551234"},
+    "connected": {"name": "", "number": ""},
+    "accountcode": "",
+    "dialplan": {"context": "ccc-inbound", "exten": "100", "priority": 2, "app_name": "Stasis",
+                 "app_data": "ccc,inbound,100"},
+    "creationtime": "2026-11-23T12:00:00.000+0000",
+    "language": "en",
+}
+
+
+def test_stasis_start_is_a_leg_arriving_with_its_did():
+    event = event_from_ari({"type": "StasisStart", "timestamp": "2026-11-23T12:00:00.250+0000",
+                            "args": ["inbound", "100"], "channel": CHANNEL, "application": "ccc"})
+    assert event == e.LegArrived(
+        leg_id="1732364400.12", at=datetime(2026, 11, 23, 12, 0, 0, 250000, tzinfo=UTC),
+        created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        channel_name=CHANNEL["name"], caller_number="5551234", caller_name="Alice", dialed="100",
+        answered=False, args=("inbound", "100"), variables={})
+
+
+def test_hangup_carries_cause():
+    event = event_from_ari({"type": "ChannelDestroyed", "timestamp": "2026-11-23T12:00:05.000+0000",
+                            "cause": 16, "cause_txt": "Normal Clearing", "channel": CHANNEL})
+    assert isinstance(event, e.LegHungUp)
+    assert (event.cause, event.cause_text) == (16, "Normal Clearing")
+
+
+def test_playback_finished_names_its_leg():
+    event = event_from_ari({"type": "PlaybackFinished", "timestamp": "2026-11-23T12:00:02.000+0000",
+                            "playback": {"id": "pb-1", "media_uri": "sound:hello-world",
+                                         "target_uri": "channel:1732364400.12", "language": "en",
+                                         "state": "done"}})
+    assert event == e.PlaybackFinished("pb-1", "1732364400.12",
+                                       datetime(2026, 11, 23, 12, 0, 2, tzinfo=UTC), completed=True)
+
+
+def test_state_change_to_up_is_an_answer_and_unknown_events_are_ignored():
+    up = dict(CHANNEL, state="Up")
+    assert isinstance(event_from_ari({"type": "ChannelStateChange", "channel": up}), e.LegAnswered)
+    assert event_from_ari({"type": "ChannelVarset", "channel": up, "variable": "X"}) is None
+
+
+def test_commands_become_rest_calls():
+    assert request_for(c.Answer("1.2"), "ccc").path == "/channels/1.2/answer"
+    play = request_for(c.Play("1.2", "pb-1", ("sound:hello-world", "digits:42")), "ccc")
+    assert (play.method, play.path, play.params) == (
+        "POST", "/channels/1.2/play/pb-1", {"media": "sound:hello-world,digits:42"})
+    hangup = request_for(c.Hangup("1.2"), "ccc")
+    assert (hangup.method, hangup.params) == ("DELETE", {"reason": "normal"})
+    originate = request_for(c.Originate("leg-1", "PJSIP/1001", caller_id='"Q" <100>',
+                                        variables={"CCC_CALL": "abc"}), "ccc")
+    assert originate.params["app"] == "ccc" and originate.body == {"variables": {"CCC_CALL": "abc"}}
+
+
+@given(st.tuples(st.text(), st.sampled_from(["\r", "\n", "\r\n", "\x00"]), st.text()).map("".join))
+def test_control_characters_never_reach_asterisk(value):
+    with pytest.raises(UnsafeValue):
+        request_for(c.Originate("leg-1", "PJSIP/1001", caller_id=value), "ccc")
+    with pytest.raises(UnsafeValue):
+        request_for(c.Originate("leg-1", "PJSIP/1001", variables={"X": value}), "ccc")
+    with pytest.raises(UnsafeValue):
+        request_for(c.Play("1.2", "pb-1", (value,)), "ccc")
+
+
+@pytest.mark.parametrize("leg_id", ["../asterisk/info", "a/b", "", "x y", "1.2?x=1", "a\r\nb"])
+def test_ids_cannot_change_the_path(leg_id):
+    with pytest.raises(UnsafeValue):
+        request_for(c.Answer(leg_id), "ccc")
+
+
+def test_separators_cannot_split_lists():
+    with pytest.raises(UnsafeValue):
+        request_for(c.Play("1.2", "pb-1", ("sound:a,sound:b",)), "ccc")
+    with pytest.raises(UnsafeValue):
+        request_for(c.Originate("leg-1", "PJSIP/1001,PJSIP/1002"), "ccc")
+    with pytest.raises(UnsafeValue):
+        request_for(c.SendDtmf("1.2", "12;3"), "ccc")
