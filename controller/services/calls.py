@@ -65,7 +65,7 @@ class CallService:
         self._switch = switch
         self._records = records
         self._live = live
-        self._default_prompt = default_prompt
+        self.default_prompt = default_prompt
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -163,7 +163,7 @@ class CallService:
             case e.LegArrived() if leg is not None:
                 if event.answered and leg.state is LegState.RINGING:
                     apply_leg(leg, LegState.UP, event.at)
-                decision = greeting.start(leg.id, self._default_prompt, _new_id("pb"),
+                decision = greeting.start(leg.id, self.default_prompt, _new_id("pb"),
                                           answered=leg.state is LegState.UP)
                 session.flow, commands = decision.state, decision.commands
                 rows.append(LegRow.of(leg))
