@@ -1,8 +1,9 @@
 """API keys: create, list, revoke, and authenticate a request's bearer token.
 
-A key reads ``ccc_<prefix>_<secret>``. The prefix (8 url-safe characters) finds the row; the
-secret (32 random bytes, url-safe base64) is checked against the SHA-256 stored for it. A slow
-password hash is not needed: the secret is random and high-entropy, not chosen by a person.
+A key reads ``ccc_<prefix>_<secret>``. The prefix (8 letters or digits, so a key splits on its
+first two underscores) finds the row; the secret (32 random bytes, url-safe base64) is checked
+against the SHA-256 stored for it. A slow password hash is not needed: the secret is random and
+high-entropy, not chosen by a person.
 The plaintext is returned once, by ``create``, and is neither stored nor logged.
 
 Revoking is idempotent: revoking a revoked key succeeds and keeps the first revocation time.
@@ -16,6 +17,7 @@ import hmac
 import logging
 import re
 import secrets
+import string
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -32,10 +34,12 @@ from controller.storage.records import AuditRow, write_rows
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "ccc_"
-_TOKEN = re.compile(r"ccc_([A-Za-z0-9_-]{8})_([A-Za-z0-9_-]{43})")
-# 1 to 100 characters, none of them a control character (C0, DEL or C1).
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,100}$"
-_NAME = re.compile(NAME_PATTERN)
+PREFIX_ALPHABET = string.ascii_letters + string.digits
+_TOKEN = re.compile(r"ccc_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{43})")
+# A key's name: 1 to 100 characters, none of them a control character (C0, DEL or C1).
+NAME_MAX_LENGTH = 100
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
 # last_used_at is a hint for humans ("is this key still in use?"): one write a minute is enough.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -59,7 +63,7 @@ def _hash(secret: str) -> bytes:
 
 
 def _check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if len(name) > NAME_MAX_LENGTH or not _NAME.fullmatch(name):
         raise InvalidKeyName()
     try:
         name.encode("utf-8")
@@ -82,8 +86,8 @@ class ApiKeyService:
         """
         _check_name(name)
         role = Role(role)
-        for _ in range(3):  # a clash of random 48-bit prefixes is rare; retry is cheap
-            prefix = secrets.token_urlsafe(6)
+        for _ in range(3):  # a clash of random 47-bit prefixes is rare; retry is cheap
+            prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
             secret = secrets.token_urlsafe(32)
             try:
                 async with self._db.connection() as conn:

@@ -1,0 +1,107 @@
+"""Who may call what: every /v1 route × every role, from one table.
+
+ROUTE_ROLES must name every (method, path) the app serves under /v1: a new route without an
+entry fails ``test_table_covers_every_route``, so nobody ships a route without deciding who
+may call it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from controller.domain.access import Role
+from tests.api.conftest import bearer
+
+ALL = frozenset(Role)
+ADMIN = frozenset({Role.ADMIN})
+
+ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
+    ("GET", "/v1/me"): ALL,
+    ("GET", "/v1/api-keys"): ADMIN,
+    ("POST", "/v1/api-keys"): ADMIN,
+    ("DELETE", "/v1/api-keys/{key_id}"): ADMIN,
+    ("GET", "/v1/audit"): ADMIN,
+    ("GET", "/v1/calls"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
+    ("GET", "/v1/calls/{call_id}"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
+}
+
+# A valid body for each route that takes one, so an allowed role gets past validation.
+BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/v1/api-keys"): {"name": "matrix", "role": "agent"},
+}
+
+
+def v1_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route under /v1, included routers flattened."""
+    try:  # FastAPI >= 0.16x keeps included routers as nodes; this walks them
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        routes: list[Any] = list(app.routes)
+    else:
+        routes = list(iter_route_contexts(app.routes))
+    return {
+        (method, route.path)
+        for route in routes
+        if isinstance(route.path, str) and route.path.startswith("/v1")
+        for method in route.methods or ()
+    }
+
+
+def concrete(path: str) -> str:
+    """The path with every parameter filled with a well-formed id that exists nowhere."""
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid4()), path)
+
+
+async def call(client: httpx.AsyncClient, method: str, path: str,
+               headers: dict[str, str]) -> httpx.Response:
+    body = BODIES.get((method, path))
+    return await client.request(method, concrete(path), headers=headers, json=body)
+
+
+async def test_table_covers_every_route(app: FastAPI) -> None:
+    served = v1_routes(app)
+    missing = served - ROUTE_ROLES.keys()
+    stale = ROUTE_ROLES.keys() - served
+    assert not missing, f"routes without an entry in ROUTE_ROLES: {sorted(missing)}"
+    assert not stale, f"ROUTE_ROLES entries for routes the app does not serve: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("route", sorted(ROUTE_ROLES), ids=" ".join)
+@pytest.mark.parametrize("role", list(Role), ids=str)
+async def test_role(client: httpx.AsyncClient, keys: dict[Role, str], route: tuple[str, str],
+                    role: Role) -> None:
+    method, path = route
+    response = await call(client, method, path, bearer(keys[role]))
+    if role in ROUTE_ROLES[route]:
+        assert response.status_code not in (401, 403), response.text
+        assert response.status_code < 500, response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/forbidden")
+
+
+BAD_CREDENTIALS = {
+    "no header": {},
+    "empty bearer": {"Authorization": "Bearer "},
+    "other scheme": {"Authorization": "Basic Y2NjOmNjYw=="},
+    "not an api key": {"Authorization": "Bearer hello"},
+    "unknown key": {"Authorization": "Bearer ccc_AAAAAAAA_" + "A" * 43},
+}
+
+
+@pytest.mark.parametrize("route", sorted(ROUTE_ROLES), ids=" ".join)
+@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
+async def test_bad_credentials_are_401(client: httpx.AsyncClient, route: tuple[str, str],
+                                       credentials: str) -> None:
+    method, path = route
+    response = await call(client, method, path, BAD_CREDENTIALS[credentials])
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["content-type"] == "application/problem+json"

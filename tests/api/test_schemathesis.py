@@ -1,0 +1,137 @@
+"""Property-based tests of the whole API from its own OpenAPI document (schemathesis 4).
+
+For every operation, generated inputs (valid and invalid) must never cause a 5xx, and every
+response must conform to the document: status declared, content type declared, body valid.
+
+The app runs in a real uvicorn server on its own thread and event loop (with its own runtime:
+the psycopg pool and the record writer belong to the loop that started them), so schemathesis
+speaks plain HTTP to it, the way a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
+
+from controller.api.app import create_app
+from controller.bootstrap import build_runtime
+from controller.settings import Settings
+from tests.conftest import make_settings
+
+MAX_EXAMPLES = 25
+
+
+class LiveServer:
+    """The controller's API (no switch) served by uvicorn on a loopback port, in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server: uvicorn.Server | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()),
+                                        name="api-under-test", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not (self._server is not None and self._server.started):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    async def _serve(self) -> None:
+        runtime = build_runtime(self._settings)
+        await runtime.db.open()
+        await runtime.records.start()
+        await runtime.live.start()
+        config = uvicorn.Config(create_app(runtime), lifespan="off", log_level="warning",
+                                access_log=False)
+        self._server = uvicorn.Server(config)
+        try:
+            await self._server.serve(sockets=[self._socket])
+        finally:
+            await runtime.records.close()
+            await runtime.live.close()
+            await runtime.db.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(migrated_database: str) -> Iterator[str]:
+    server = LiveServer(make_settings(database_url=migrated_database))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+# Known gaps outside this module's files, each with the fix that lets it go:
+# - A 405 must carry `Allow` (RFC 9110), but the HTTPException handler in api/errors.py drops
+#   the exception's headers. Fix: pass `exc.headers` through to the response. Then enable the
+#   `unsupported_method` check again; test_405_names_the_allowed_methods turns XPASS (strict).
+# - /v1/calls* do not declare their error responses (401, 403, 404, 422 as problem+json), so
+#   every error they give is "undocumented". Fix: `responses=problems(401, 403, 404, 422, 503)`
+#   from controller.api.auth on both routes, then drop the exclusion.
+PENDING_CHECKS = {"unsupported_method": {"enabled": False}}
+PENDING_PATHS = r"^/v1/calls"
+# Rightly 503 here: the switch is not started, so Asterisk is "not ready".
+NEEDS_ASTERISK = r"^/readyz$"
+
+# The document is the app's own, built the real way; no I/O happens until the app serves.
+schema = schemathesis.openapi.from_dict(
+    create_app(build_runtime(make_settings())).openapi(),
+    config=SchemathesisConfig.from_dict({
+        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
+        "checks": PENDING_CHECKS,
+        "request-timeout": 10,
+    }),
+).exclude(path_regex=PENDING_PATHS).exclude(path_regex=NEEDS_ASTERISK)
+
+
+@schema.auth(refresh_interval=None, retry_on=[])
+class AdminKey:
+    """Every generated request carries the session's admin key (schemathesis knows it as auth,
+    so it can still probe what happens without it)."""
+
+    token: str | None = None
+
+    def get(self, case: schemathesis.Case, ctx: object) -> str | None:
+        return AdminKey.token
+
+    def set(self, case: schemathesis.Case, data: str, ctx: object) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@pytest.fixture
+def as_admin(admin_key: str) -> None:
+    AdminKey.token = admin_key
+
+
+@schema.parametrize()
+@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema(case: schemathesis.Case, live_server: str,
+                                    as_admin: None) -> None:
+    case.call_and_validate(base_url=live_server)
+
+
+@pytest.mark.xfail(strict=True, reason="api/errors.py drops HTTPException headers (Allow)")
+def test_405_names_the_allowed_methods(live_server: str) -> None:
+    response = httpx.request("TRACE", f"{live_server}/v1/api-keys")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
