@@ -9,7 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from controller.domain.errors import ControllerError
 
@@ -19,7 +22,48 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://cc-controller.dev/problems/"
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+class ProblemFieldError(BaseModel):
+    location: list[str] = Field(description="Where the invalid value is, e.g. [body, name]")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(description="A stable URI naming the kind of problem; branch on this")
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldError] = Field(
+        default_factory=list, description="Validation errors, one per invalid value (422 only)")
+
+
+_DESCRIPTIONS = {
+    400: "The body could not be read (not UTF-8 JSON)",
+    401: "No valid API key (missing, malformed, unknown or revoked)",
+    403: "The API key's role may not do this",
+    404: "No such resource",
+    409: "Conflicts with the resource's current state",
+    422: "Invalid request: `detail` names the first invalid field, `errors` lists them all",
+    503: "A storage backend is unavailable; retry later",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entries for error statuses a route can answer, as problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
@@ -27,7 +71,9 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -58,6 +104,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ControllerError)
     async def controller_error(request: Request, exc: ControllerError) -> JSONResponse:
@@ -74,7 +131,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _http_code(exc.status_code), str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on this path; GET and POST are two routes.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(exc.status_code, _http_code(exc.status_code), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

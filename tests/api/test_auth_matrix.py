@@ -8,12 +8,12 @@ may call it.
 from __future__ import annotations
 
 import re
-from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from controller.domain.access import Role
 from tests.api.conftest import bearer
@@ -39,12 +39,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
 
 def v1_routes(app: FastAPI) -> set[tuple[str, str]]:
     """(method, path) of every route under /v1, included routers flattened."""
-    try:  # FastAPI >= 0.16x keeps included routers as nodes; this walks them
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        routes: list[Any] = list(app.routes)
-    else:
-        routes = list(iter_route_contexts(app.routes))
+    routes = list(iter_route_contexts(app.routes))  # included routers flattened
     return {
         (method, route.path)
         for route in routes

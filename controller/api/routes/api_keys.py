@@ -9,8 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.auth import authorize, problems
+from controller.api.auth import authorize
 from controller.api.deps import get_runtime
+from controller.api.errors import problems
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
 from controller.services.api_keys import NAME_MAX_LENGTH, NAME_PATTERN

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
-from controller.api.auth import authorize, problems
+from controller.api.auth import authorize
 from controller.api.deps import get_runtime
+from controller.api.errors import problems
+from controller.api.types import Timestamp
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
 from controller.storage.audit import AuditFilter
@@ -22,17 +23,6 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 ADMIN = authorize(Role.ADMIN)
 
 BIGINT_MAX = 2**63 - 1
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
-
-def _rfc3339(value: object) -> object:
-    # Pydantic would also take a number (Unix time); the document promises a date-time string.
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("expected an RFC 3339 date-time with a zone, e.g. 2026-01-31T08:00:00Z")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class WriteMethod(StrEnum):

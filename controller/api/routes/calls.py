@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from controller.api.auth import authorize
 from controller.api.deps import get_runtime
+from controller.api.errors import problems
+from controller.api.types import Timestamp
 from controller.bootstrap import Runtime
 from controller.domain.access import Role
 
@@ -65,11 +67,12 @@ class CallDetailOut(CallOut):
     events: list[CallEventOut]
 
 
-@router.get("", response_model=list[CallOut], summary="Calls, newest first")
+@router.get("", response_model=list[CallOut], summary="Calls, newest first",
+            responses=problems(401, 403, 422, 503))
 async def list_calls(
     state: CallStateFilter | None = None,
-    since: datetime | None = Query(None, description="Calls started at or after this time"),
-    before: datetime | None = Query(None, description="Calls started before this time (paging)"),
+    since: Timestamp | None = Query(None, description="Calls started at or after this time"),
+    before: Timestamp | None = Query(None, description="Calls started before this time (paging)"),
     limit: int = Query(100, ge=1, le=1000),
     runtime: Runtime = Depends(get_runtime),
     _: object = Depends(READERS),
@@ -78,7 +81,8 @@ async def list_calls(
         state=state.value if state else None, since=since, before=before, limit=limit)
 
 
-@router.get("/{call_id}", response_model=CallDetailOut, summary="One call with its legs and events")
+@router.get("/{call_id}", response_model=CallDetailOut, summary="One call with its legs and events",
+            responses=problems(401, 403, 404, 422, 503))
 async def get_call(
     call_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")],
     runtime: Runtime = Depends(get_runtime),

@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from controller.api.auth import authorize, problems
+from controller.api.auth import authorize
+from controller.api.errors import problems
 from controller.domain.access import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["me"])
