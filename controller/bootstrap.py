@@ -41,6 +41,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.switch.close()
+        await self.calls.close()
         await self.records.close()
         await self.live.close()
         await self.db.close()

@@ -50,6 +50,8 @@ class Switch(Protocol):
 
     async def execute(self, command: c.Command) -> None: ...
 
+    async def playback_active(self, playback_id: str) -> bool: ...
+
 
 @dataclass(slots=True)
 class CallSession:
@@ -139,9 +141,18 @@ class CallService:
             self._sessions.pop(call.id, None)
             for leg_id in call.legs:
                 self._call_of_leg.pop(leg_id, None)
-            self._live.drop_call(call.id)
+            if call.state is CallState.ENDED:
+                self._live.drop_call(call.id)
             async with self._finished:
                 self._finished.notify_all()
+
+    async def close(self) -> None:
+        """Stop handling calls without ending them: they stay on the switch and in Redis,
+        for this process after a restart, or another one, to adopt."""
+        tasks = [s.task for s in self._sessions.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def wait_ended(self, call_id: str, timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -184,7 +195,7 @@ class CallService:
         if call.state is CallState.ENDED:
             self._live.drop_call(call.id)
         else:
-            self._live.put_call(call.id, snapshot(call))
+            self._live.put_call(call.id, snapshot(call, session.flow))
         for command in commands:
             await self._execute(call, command)
 
@@ -237,7 +248,7 @@ class CallService:
         for arrived in untracked:
             saved = leg_to_saved.get(arrived.leg_id)
             if saved is not None and saved["id"] not in self._sessions:
-                self._adopt(restore(saved), arrived, present, now)
+                await self._adopt(*restore(saved), arrived, present, now)
             elif saved is None:
                 self.submit(arrived)
             adopted += 1
@@ -246,7 +257,7 @@ class CallService:
         for saved in remembered.values():
             if saved["id"] in self._sessions:
                 continue
-            call = restore(saved)
+            call, _ = restore(saved)
             for leg in call.live_legs():
                 apply_leg(leg, LegState.ENDED, now, LOST_CAUSE, LOST_CAUSE_TEXT)
             settle_call(call, now)
@@ -258,16 +269,25 @@ class CallService:
         log.warning("reconciled with %s: %d legs present, %d adopted, %d ended",
                     self._switch.name, len(present), adopted, ended)
 
-    def _adopt(self, call: Call, arrived: e.LegArrived, present: dict[str, e.LegArrived],
-               now: datetime) -> None:
-        session = CallSession(call)
+    async def _adopt(self, call: Call, flow: greeting.GreetingState | None, arrived: e.LegArrived,
+                     present: dict[str, e.LegArrived], now: datetime) -> None:
+        session = CallSession(call, flow)
         self._track(session)
         for leg in call.live_legs():
             if leg.id not in present:
                 session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
-        # The flow's position was not saved: the caller hears the flow again from the start.
-        session.queue.put_nowait(arrived)
+        if flow is None:
+            session.queue.put_nowait(arrived)  # no flow had started: start it now
+        elif flow.phase is greeting.Phase.PLAYING and not await self._playback_active(flow.playback_id):
+            # It finished while nobody listened; the flow goes on from there.
+            session.queue.put_nowait(e.PlaybackFinished(flow.playback_id, flow.leg_id, now, False))
         log.warning("call %s adopted from a previous run", call.id, extra={"call_id": call.id})
+
+    async def _playback_active(self, playback_id: str) -> bool:
+        try:
+            return await self._switch.playback_active(playback_id)
+        except SwitchError:
+            return False
 
 
 def _new_id(prefix: str) -> str:
@@ -279,8 +299,10 @@ def _event_data(event: e.Event) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
 
 
-def snapshot(call: Call) -> dict[str, Any]:
+def snapshot(call: Call, flow: greeting.GreetingState | None = None) -> dict[str, Any]:
     return {
+        "flow": {"leg_id": flow.leg_id, "playback_id": flow.playback_id, "phase": flow.phase.value}
+        if flow else None,
         "id": call.id,
         "direction": call.direction.value,
         "state": call.state.value,
@@ -303,7 +325,7 @@ def snapshot(call: Call) -> dict[str, Any]:
     }
 
 
-def restore(saved: dict[str, Any]) -> Call:
+def restore(saved: dict[str, Any]) -> tuple[Call, greeting.GreetingState | None]:
     def when(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 
@@ -324,4 +346,7 @@ def restore(saved: dict[str, Any]) -> Call:
             created_at=datetime.fromisoformat(leg["created_at"]), state=LegState(leg["state"]),
             answered_at=when(leg["answered_at"]),
         )
-    return call
+    flow = saved.get("flow")
+    state = greeting.GreetingState(flow["leg_id"], flow["playback_id"], greeting.Phase(flow["phase"])) \
+        if flow else None
+    return call, state

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 from controller.domain import commands as c
 from controller.domain import events as e
-from controller.domain.errors import CommandRejected, LegGone, SwitchError
+from controller.domain.errors import CommandRejected, SwitchError
 from controller.settings import Settings
 
 from .ami import AmiClient
-from .ari import AriClient
-from .translate import event_from_ari, leg_arrived, request_for
+from .ari import AriClient, segment
+from .translate import event_from_ari, leg_arrived, request_for, safe_id
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ class AsteriskSwitch:
             bridge_ids=tuple(b["id"] for b in bridges if b["id"] in set(application.get("bridge_ids", []))),
         )
 
-    async def leg_exists(self, leg_id: str) -> bool:
+    async def playback_active(self, playback_id: str) -> bool:
         try:
-            await self.ari.request("GET", f"/channels/{leg_id}")
-        except LegGone:
+            await self.ari.request("GET", "/playbacks/" + segment(safe_id(playback_id, "playback id")))
+        except CommandRejected:
             return False
         return True
 
