@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 import httpx
 
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         argv_celery = [sys.executable, "-m", "celery", "-A", "controller.worker.app", "worker", "--loglevel",
                        settings.log_level, "--concurrency", "2"]
         if not args.no_beat:
-            argv_celery.append("--beat")
+            schedule = os.path.join(tempfile.gettempdir(), f"cc-controller-beat-{os.getuid()}")
+            argv_celery += ["--beat", "--schedule", schedule]
         os.execvp(argv_celery[0], argv_celery)
     if args.command == "migrate":
         from controller.storage.migrate import upgrade
