@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from controller.backoff import Backoff, stop_task
 from controller.domain.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ class LiveStore:
         self.calls_key = f"ccc:{namespace}:calls"
         self._dirty: dict[str, object] = {}
         self._wakeup = asyncio.Event()
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
+        self._backoff = Backoff(initial_delay, max_delay)
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
 
@@ -67,13 +67,8 @@ class LiveStore:
             self._task = asyncio.create_task(self._run(), name="live-store")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         try:
             await self._flush()
         except (RedisError, OSError):
@@ -99,7 +94,6 @@ class LiveStore:
             raise
 
     async def _run(self) -> None:
-        delay = self._initial_delay
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -110,10 +104,9 @@ class LiveStore:
                     log.error("redis unavailable, keeping live state in memory: %s", exc)
                 self.healthy = False
                 self._wakeup.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
+                await self._backoff.wait()
                 continue
             if not self.healthy:
                 log.warning("redis back, live state written")
             self.healthy = True
-            delay = self._initial_delay
+            self._backoff.reset()

@@ -14,6 +14,7 @@ from collections import deque
 
 import psycopg
 
+from controller.backoff import Backoff, stop_task
 from controller.domain.errors import StorageUnavailable
 
 from .db import Database
@@ -31,8 +32,7 @@ class RecordWriter:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
+        self._backoff = Backoff(initial_delay, max_delay)
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
 
@@ -59,16 +59,10 @@ class RecordWriter:
             await self.flushed(timeout)
         except TimeoutError:
             log.error("stopping with %d call records not yet written to Postgres", self.pending)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
-        delay = self._initial_delay
         while True:
             if not self._queue:
                 self._idle.set()
@@ -82,15 +76,14 @@ class RecordWriter:
                 if self.healthy:
                     log.error("postgres unavailable, buffering call records: %s", exc)
                 self.healthy = False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
+                await self._backoff.wait()
                 continue
             for _ in batch:
                 self._queue.popleft()
             if not self.healthy:
                 log.warning("postgres back, buffered call records written", extra={"rows": len(batch)})
             self.healthy = True
-            delay = self._initial_delay
+            self._backoff.reset()
 
     async def _write(self, batch: list[Row]) -> None:
         try:

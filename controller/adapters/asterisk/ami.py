@@ -46,6 +46,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from controller.backoff import Backoff
 from controller.domain.errors import CommandRejected, SwitchError, SwitchUnavailable, UnsafeValue
 
 log = logging.getLogger(__name__)
@@ -423,7 +424,7 @@ class AmiClient:
                 conn.drop(f"no answer to a heartbeat Ping within {self._action_timeout:g} s")
 
     async def _run(self, first_attempt: asyncio.Event) -> None:
-        delay = self._initial_delay
+        backoff = Backoff(self._initial_delay, self._max_delay)
         streak = 0  # failed attempts since the link was last up (or since start)
         try:
             while True:
@@ -448,14 +449,14 @@ class AmiClient:
                 else:
                     self._conn = conn
                     self._set_link(True, f"logged in (AMI {conn.version or '?'})")
-                    delay, streak = self._initial_delay, 0
+                    backoff.reset()
+                    streak = 0
                     first_attempt.set()
                     reason = await self._watch(conn)
                     self._conn = None
                     self._set_link(False, reason)
                 first_attempt.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
+                await backoff.wait()
         finally:
             first_attempt.set()
             if self._conn is not None:

@@ -25,6 +25,7 @@ import httpx
 import websockets
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from controller.backoff import Backoff, stop_task
 from controller.domain.errors import (
     CommandRejected,
     LegGone,
@@ -61,8 +62,7 @@ class AriClient:
         self._on_event = on_event
         self._on_link_change = on_link_change
         self._on_connected = on_connected
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
+        self._backoff = Backoff(initial_delay, max_delay)
         self._http = httpx.AsyncClient(
             base_url=self._base, auth=self._auth, timeout=request_timeout,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
@@ -84,13 +84,8 @@ class AriClient:
             self._task = asyncio.create_task(self._run(), name=f"ari-events-{self.app}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self._http.aclose()
         self._set_link(False, "closed")
 
@@ -144,7 +139,6 @@ class AriClient:
             self._on_link_change(up, reason)
 
     async def _run(self) -> None:
-        delay = self._initial_delay
         token = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
         while True:
             try:
@@ -158,7 +152,7 @@ class AriClient:
                     max_queue=None,
                 ) as socket:
                     self._set_link(True, "events socket connected")
-                    delay = self._initial_delay
+                    self._backoff.reset()
                     if self._on_connected is not None:
                         await self._on_connected()
                     async for raw in socket:
@@ -173,8 +167,7 @@ class AriClient:
             except Exception as exc:  # a bug in on_connected must not end the link for good
                 log.exception("ARI event loop failed")
                 self._set_link(False, f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_delay)
+            await self._backoff.wait()
 
     def _deliver(self, raw: str | bytes) -> None:
         try:
