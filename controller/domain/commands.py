@@ -138,3 +138,91 @@ Command = (
     | StartMusicOnHold
     | StopMusicOnHold
 )
+
+
+# --- Intentions for the call service (timers, HTTP, ACD, storage), not for a switch -------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Send ``TimerFired(timer_id, leg_id)`` after ``seconds`` unless cancelled first."""
+
+    timer_id: str
+    leg_id: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLookup:
+    """GET ``url`` with ``params``; answer with ``LookupFinished`` (ok=False after ``timeout_s``)."""
+
+    request_id: str
+    leg_id: str
+    url: str
+    params: dict[str, str]
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class EnterQueue:
+    """Hand the leg to the ACD."""
+
+    leg_id: str
+    queue: str
+    priority: int = 0
+    skills: dict[str, int] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCall:
+    """Dial ``destination`` and bridge the leg to it once answered; answer with ``TransferFinished``."""
+
+    transfer_id: str
+    leg_id: str
+    destination: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreVoicemail:
+    """Keep the finished recording ``recording_name`` as a message in ``mailbox``."""
+
+    leg_id: str
+    mailbox: str
+    recording_name: str
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallDataChanged:
+    """The call data of the leg's flow changed (the whole new data), for the service to persist."""
+
+    leg_id: str
+    data: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFinished:
+    """The flow ended for this leg; ``outcome`` says why (hangup, caller-hangup, queued...)."""
+
+    leg_id: str
+    outcome: str
+
+
+ServiceCommand = (
+    StartTimer
+    | CancelTimer
+    | HttpLookup
+    | EnterQueue
+    | TransferCall
+    | StoreVoicemail
+    | CallDataChanged
+    | FlowFinished
+)
+FlowCommand = Command | ServiceCommand

@@ -63,6 +63,7 @@ class PlaybackStarted:
     playback_id: str
     leg_id: str
     at: datetime
+    media: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,5 +137,43 @@ Event = LegEvent | BridgeEvent | RecordingEvent | SwitchLinkChanged
 
 
 def leg_of(event: Event) -> str | None:
-    """The leg an event belongs to, for per-leg ordering; None for switch-wide events."""
-    return getattr(event, "leg_id", None)
+    """The leg an event belongs to, for per-leg ordering; None for switch-wide events.
+    A recording's target is a leg or a bridge; a bridge id simply matches no leg."""
+    return getattr(event, "leg_id", None) or getattr(event, "target_id", None)
+
+
+# --- Facts the call service reports to the IVR engine (not from a switch) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer started with ``StartTimer`` ran out (and was not cancelled)."""
+
+    timer_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LookupFinished:
+    """The answer to an ``HttpLookup``; ``ok`` is False on an error or a timeout."""
+
+    request_id: str
+    leg_id: str
+    at: datetime
+    ok: bool
+    fields: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFinished:
+    """A ``TransferCall`` ended: the destination answered (and was bridged) or it did not."""
+
+    transfer_id: str
+    leg_id: str
+    at: datetime
+    answered: bool
+
+
+ServiceEvent = TimerFired | LookupFinished | TransferFinished
