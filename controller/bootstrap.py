@@ -11,9 +11,17 @@ from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
 from controller.services.call_records import CallRecordService
 from controller.services.calls import CallService
+from controller.services.flows import FlowService, SoundCatalog
 from controller.services.health import HealthService
+from controller.services.inbound import InboundRouter
+from controller.services.lookups import Lookups
+from controller.services.number_routes import NumberRouteService
+from controller.services.prompts import PromptService
+from controller.services.schedules import ScheduleService
+from controller.services.voicemails import VoicemailService
 from controller.settings import Settings
 from controller.storage.db import Database
+from controller.storage.limits import ConcurrencyLimits
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 
@@ -32,6 +40,11 @@ class Runtime:
     health: HealthService
     api_keys: ApiKeyService
     audit: AuditService
+    flows: FlowService
+    number_routes: NumberRouteService
+    schedules: ScheduleService
+    prompts: PromptService
+    voicemails: VoicemailService
 
     async def start(self) -> None:
         await self.db.open()
@@ -52,6 +65,12 @@ def build_runtime(settings: Settings) -> Runtime:
     records = RecordWriter(db, settings.reconnect_initial_delay, settings.reconnect_max_delay)
     live = LiveStore(settings.redis_url, settings.ari_app, settings.reconnect_initial_delay,
                      settings.reconnect_max_delay)
+    # Inbound configuration; the sound catalog asks the switch (built below) when first needed.
+    flows = FlowService(db, SoundCatalog(lambda: switch.ari.request("GET", "/sounds")))
+    number_routes = NumberRouteService(db, flows)
+    schedules = ScheduleService(db, flows)
+    prompts = PromptService(db, flows, settings.prompts_path(), settings.max_prompt_seconds)
+    voicemails = VoicemailService(db, settings.recordings_path())
     calls: CallService
 
     def deliver(event: e.Event) -> None:
@@ -61,7 +80,10 @@ def build_runtime(settings: Settings) -> Runtime:
         await calls.reconcile(snapshot.legs)
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
-    calls = CallService(switch, records, live, settings.default_prompt)
+    inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app),
+                            settings.default_prompt)
+    calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
+                        voicemails=voicemails, lookups=Lookups())
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -82,4 +104,9 @@ def build_runtime(settings: Settings) -> Runtime:
         health=health,
         api_keys=ApiKeyService(db, records),
         audit=AuditService(db, records),
+        flows=flows,
+        number_routes=number_routes,
+        schedules=schedules,
+        prompts=prompts,
+        voicemails=voicemails,
     )

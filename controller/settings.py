@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, SecretStr
@@ -64,6 +65,29 @@ class Settings(BaseSettings):
     default_prompt: str = "sound:hello-world"
     audit_retention_days: int = Field(default=365, ge=1)
     log_level: str = "INFO"
+
+    # Inbound media. Empty means the local Asterisk's folders under its root
+    # ($CCC_ASTERISK_ROOT, else ~/.cache/cc-controller/asterisk-sid) when that root exists,
+    # else ./.local/prompts and ./.local/recordings. See prompts_path() and recordings_path().
+    prompts_dir: str = ""          # uploaded prompts, played by Asterisk as sound:ccc/<name>
+    recordings_dir: str = ""       # Asterisk's recording spool as the controller sees it
+    max_prompt_seconds: int = Field(default=600, ge=1)
+
+    def prompts_path(self) -> Path:
+        return _media_dir(self.prompts_dir, "var/lib/asterisk/sounds/ccc", ".local/prompts")
+
+    def recordings_path(self) -> Path:
+        return _media_dir(self.recordings_dir, "var/spool/asterisk/recording", ".local/recordings")
+
+
+def _media_dir(configured: str, under_asterisk: str, fallback: str) -> Path:
+    if configured:
+        return Path(configured)
+    root = Path(os.environ.get("CCC_ASTERISK_ROOT")
+                or Path.home() / ".cache" / "cc-controller" / "asterisk-sid")
+    if root.is_dir():
+        return root / under_asterisk
+    return Path(fallback).resolve()
 
 
 def load_settings(**overrides: object) -> Settings:

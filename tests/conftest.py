@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from controller.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("CCC_TEST_DATABASE_URL", "postgresql://ccc:ccc@127.0.0.1:5432/ccc_test")
 TEST_REDIS_URL = os.environ.get("CCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Prompts and voicemails the tests write stay out of the local Asterisk's folders.
+TEST_MEDIA = Path(tempfile.gettempdir()) / f"ccc-test-media-{os.getpid()}"
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -28,6 +31,8 @@ def make_settings(**overrides: object) -> Settings:
         "reconnect_initial_delay": 0.2,
         "reconnect_max_delay": 1.0,
         "readiness_timeout": 1.0,
+        "prompts_dir": str(TEST_MEDIA / "prompts"),
+        "recordings_dir": str(TEST_MEDIA / "recordings"),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -7,8 +7,20 @@ from fastapi import FastAPI
 from controller import __version__
 from controller.api.audit import install_audit
 from controller.api.errors import install_error_handlers
-from controller.api.routes import api_keys, audit, calls, health, me
+from controller.api.routes import (
+    api_keys,
+    audit,
+    calls,
+    flows,
+    health,
+    me,
+    number_routes,
+    prompts,
+    schedules,
+    voicemails,
+)
 from controller.bootstrap import Runtime
+from controller.domain.flows import DocumentInvalid
 
 DESCRIPTION = """
 REST API of the contact-center controller.
@@ -35,4 +47,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api_keys.router)
     app.include_router(audit.router)
     app.include_router(calls.router)
+    app.add_exception_handler(DocumentInvalid, flows.document_invalid)
+    app.include_router(flows.router)
+    app.include_router(number_routes.router)
+    app.include_router(schedules.router)
+    app.include_router(prompts.router)
+    app.include_router(voicemails.router)
     return app

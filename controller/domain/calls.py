@@ -83,7 +83,10 @@ class Call:
     hangup_cause: int | None = None
     hangup_cause_text: str | None = None
     legs: dict[str, Leg] = field(default_factory=dict)
-    data: dict[str, object] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    route_name: str | None = None
+    flow_name: str | None = None
+    flow_version: int | None = None
 
     def live_legs(self) -> list[Leg]:
         return [leg for leg in self.legs.values() if leg.state is not LegState.ENDED]

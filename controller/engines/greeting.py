@@ -1,4 +1,5 @@
-"""The flow an inbound call gets when nothing else claims it: answer, play a prompt, hang up.
+"""The flow an inbound call gets when nothing else claims it (no route, or a route's overflow
+announcement): answer, play the media, hang up.
 
 It is the smallest complete call flow and the default until routes and IVR flows exist.
 State is a small frozen value; each step returns the next state and the commands to run.
@@ -32,9 +33,9 @@ class Decision:
     commands: tuple[c.Command, ...] = ()
 
 
-def start(leg_id: str, prompt: str, playback_id: str, answered: bool) -> Decision:
+def start(leg_id: str, media: tuple[str, ...], playback_id: str, answered: bool) -> Decision:
     commands: list[c.Command] = [] if answered else [c.Answer(leg_id)]
-    commands.append(c.Play(leg_id, playback_id, (prompt,)))
+    commands.append(c.Play(leg_id, playback_id, media))
     return Decision(GreetingState(leg_id, playback_id, Phase.PLAYING), tuple(commands))
 
 

@@ -33,8 +33,9 @@ from controller.domain.calls import (
     apply_leg,
     settle_call,
 )
-from controller.domain.errors import LegGone, StorageUnavailable, SwitchError
-from controller.engines import greeting
+from controller.domain.errors import ControllerError, LegGone, StorageUnavailable, SwitchError
+from controller.services.drivers import Driver, GreetingDriver
+from controller.services.lookups import Lookups
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 from controller.storage.records import CallEventRow, CallRow, LegRow
@@ -53,21 +54,48 @@ class Switch(Protocol):
     async def playback_active(self, playback_id: str) -> bool: ...
 
 
+class Inbound(Protocol):
+    """Which driver a new inbound call gets (see services/inbound.py)."""
+
+    async def admit(self, call_id: str, leg_id: str, dialed: str, data: dict[str, str],
+                    answered: bool, now: datetime) -> Any: ...
+
+    async def release(self, route: str, call_id: str) -> None: ...
+
+    async def resume(self, saved: dict[str, Any]) -> Driver: ...
+
+
+class Voicemails(Protocol):
+    async def store(self, mailbox: str, call_id: str, caller_number: str, caller_name: str,
+                    recording_name: str, duration_s: float | None) -> Any: ...
+
+
+# After its last leg ends, a call waits this long for its flow's last events (a voicemail
+# recording is finished by the caller hanging up; its RecordingFinished comes just after).
+AFTER_HANGUP_GRACE_S = 5.0
+
+
 @dataclass(slots=True)
 class CallSession:
     call: Call
-    flow: greeting.GreetingState | None = None
+    driver: Driver | None = None
+    limited_route: str | None = None
     queue: asyncio.Queue[e.Event] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
 
 class CallService:
     def __init__(self, switch: Switch, records: RecordWriter, live: LiveStore,
-                 default_prompt: str) -> None:
+                 default_prompt: str, inbound: Inbound | None = None,
+                 voicemails: Voicemails | None = None, lookups: Lookups | None = None) -> None:
         self._switch = switch
         self._records = records
         self._live = live
         self.default_prompt = default_prompt
+        self._inbound = inbound
+        self._voicemails = voicemails
+        self._lookups = lookups or Lookups()
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -131,18 +159,31 @@ class CallService:
     async def _serve(self, session: CallSession) -> None:
         call = session.call
         try:
-            while call.state is not CallState.ENDED:
-                event = await session.queue.get()
+            while True:
+                if call.state is CallState.ENDED:
+                    if session.driver is None or session.driver.finished:
+                        break
+                    try:
+                        async with asyncio.timeout(AFTER_HANGUP_GRACE_S):
+                            event = await session.queue.get()
+                    except TimeoutError:
+                        break
+                else:
+                    event = await session.queue.get()
                 try:
                     await self._handle(session, event)
                 except Exception:
                     log.exception("call %s: failed to handle %r", call.id, event)
         finally:
+            for timer in session.timers.values():
+                timer.cancel()
             self._sessions.pop(call.id, None)
             for leg_id in call.legs:
                 self._call_of_leg.pop(leg_id, None)
             if call.state is CallState.ENDED:
                 self._live.drop_call(call.id)
+                if session.limited_route and self._inbound is not None:
+                    await self._inbound.release(session.limited_route, call.id)
             async with self._finished:
                 self._finished.notify_all()
 
@@ -174,9 +215,7 @@ class CallService:
             case e.LegArrived() if leg is not None:
                 if event.answered and leg.state is LegState.RINGING:
                     apply_leg(leg, LegState.UP, event.at)
-                decision = greeting.start(leg.id, self.default_prompt, _new_id("pb"),
-                                          answered=leg.state is LegState.UP)
-                session.flow, commands = decision.state, decision.commands
+                commands = await self._begin(session, leg, event)
                 rows.append(LegRow.of(leg))
             case e.LegAnswered() if leg is not None:
                 self._transition(leg, LegState.UP, event.at)
@@ -185,19 +224,59 @@ class CallService:
                 self._transition(leg, LegState.ENDED, event.at, event.cause, event.cause_text)
                 rows.append(LegRow.of(leg))
 
-        if session.flow is not None and not isinstance(event, e.LegArrived):
-            decision = greeting.on_event(session.flow, event)
-            session.flow, commands = decision.state, decision.commands
+        if session.driver is not None and not isinstance(event, e.LegArrived):
+            commands = session.driver.on_event(event, event.at)
 
+        # What only changes the call itself is applied before the call is written.
+        commands = tuple(cmd for cmd in commands if not self._apply_locally(session, cmd))
         settle_call(call, event.at)
         rows.insert(0, CallRow.of(call, self._switch.name))
         self._records.put(*rows)
         if call.state is CallState.ENDED:
             self._live.drop_call(call.id)
         else:
-            self._live.put_call(call.id, snapshot(call, session.flow))
+            self._live.put_call(call.id, snapshot(call, session.driver))
         for command in commands:
-            await self._execute(call, command)
+            await self._execute(session, command)
+
+    async def _begin(self, session: CallSession, leg: Leg, arrived: e.LegArrived) -> tuple[c.Command, ...]:
+        call = session.call
+        answered = leg.state is LegState.UP
+        if self._inbound is None or call.direction is not Direction.INBOUND:
+            session.driver, commands = GreetingDriver.begin(leg.id, (self.default_prompt,), answered)
+            return commands
+        data = {"caller_number": call.caller_number, "caller_name": call.caller_name,
+                "dialed": call.dialed}
+        admission = await self._inbound.admit(call.id, leg.id, call.dialed, data, answered, arrived.at)
+        session.driver = admission.driver
+        session.limited_route = admission.route if admission.limited else None
+        call.route_name, call.flow_name, call.flow_version = (
+            admission.route, admission.flow, admission.version)
+        if admission.overflowed:
+            call.data["overflow"] = "yes"
+        return admission.commands
+
+    def _apply_locally(self, session: CallSession, command: c.Command) -> bool:
+        match command:
+            case c.CallDataChanged(data=data):
+                session.call.data.update(data)
+            case c.FlowFinished(outcome=outcome):
+                session.call.data["flow_outcome"] = outcome
+            case c.StartTimer(timer_id=timer_id, leg_id=leg_id, seconds=seconds):
+                loop = asyncio.get_running_loop()
+                session.timers[timer_id] = loop.call_later(
+                    seconds, lambda: self._fire(session, timer_id, leg_id))
+            case c.CancelTimer(timer_id=timer_id):
+                timer = session.timers.pop(timer_id, None)
+                if timer is not None:
+                    timer.cancel()
+            case _:
+                return False
+        return True
+
+    def _fire(self, session: CallSession, timer_id: str, leg_id: str) -> None:
+        session.timers.pop(timer_id, None)
+        session.queue.put_nowait(e.TimerFired(timer_id, leg_id, datetime.now(UTC)))
 
     def _transition(self, leg: Leg, wanted: LegState, at: datetime, cause: int | None = None,
                     cause_text: str | None = None) -> None:
@@ -207,7 +286,23 @@ class CallService:
             # Duplicates happen after a reconnect (the switch repeats what we saw); keep ours.
             log.info("ignored: %s", exc)
 
-    async def _execute(self, call: Call, command: c.Command) -> None:
+    async def _execute(self, session: CallSession, command: c.Command) -> None:
+        call = session.call
+        match command:
+            case c.HttpLookup():
+                self._records.put(CallEventRow(call.id, command.leg_id, datetime.now(UTC), "LookupStarted",
+                                               {"request_id": command.request_id, "url": command.url}))
+                self._lookups.start(command, session.queue.put_nowait)
+                return
+            case c.EnterQueue(queue=queue, priority=priority, skills=skills, leg_id=leg_id):
+                # The ACD takes queued calls from here (next issue); until then the caller
+                # waits on hold and the call records where it asked to go.
+                call.data.update({"queue": queue, "queue_priority": str(priority),
+                                  "queue_skills": ",".join(f"{k}:{v}" for k, v in skills.items())})
+                command = c.StartMusicOnHold(leg_id)
+            case c.StoreVoicemail():
+                await self._store_voicemail(call, command)
+                return
         try:
             await self._switch.execute(command)
         except LegGone as exc:
@@ -221,6 +316,20 @@ class CallService:
                                            datetime.now(UTC), "CommandFailed",
                                            {"command": type(command).__name__, "error": exc.code,
                                             "detail": exc.detail}))
+
+    async def _store_voicemail(self, call: Call, command: c.StoreVoicemail) -> None:
+        if self._voicemails is None:
+            log.error("call %s: voicemail %s recorded but no voicemail store is configured",
+                      call.id, command.recording_name)
+            return
+        try:
+            await self._voicemails.store(command.mailbox, call.id, call.caller_number, call.caller_name,
+                                         command.recording_name, command.duration_s)
+        except ControllerError as exc:
+            log.error("call %s: voicemail %s not stored: %s", call.id, command.recording_name, exc.detail)
+            return
+        self._records.put(CallEventRow(call.id, command.leg_id, datetime.now(UTC), "VoicemailStored",
+                                       {"mailbox": command.mailbox, "recording": command.recording_name}))
 
     # ---- reconciliation ------------------------------------------------------------------
 
@@ -248,7 +357,7 @@ class CallService:
         for arrived in untracked:
             saved = leg_to_saved.get(arrived.leg_id)
             if saved is not None and saved["id"] not in self._sessions:
-                await self._adopt(*restore(saved), arrived, present, now)
+                await self._adopt(restore(saved), saved.get("driver"), arrived, present, now)
             elif saved is None:
                 self.submit(arrived)
             adopted += 1
@@ -257,7 +366,7 @@ class CallService:
         for saved in remembered.values():
             if saved["id"] in self._sessions:
                 continue
-            call, _ = restore(saved)
+            call = restore(saved)
             for leg in call.live_legs():
                 apply_leg(leg, LegState.ENDED, now, LOST_CAUSE, LOST_CAUSE_TEXT)
             settle_call(call, now)
@@ -269,19 +378,35 @@ class CallService:
         log.warning("reconciled with %s: %d legs present, %d adopted, %d ended",
                     self._switch.name, len(present), adopted, ended)
 
-    async def _adopt(self, call: Call, flow: greeting.GreetingState | None, arrived: e.LegArrived,
+    async def _adopt(self, call: Call, saved_driver: dict[str, Any] | None, arrived: e.LegArrived,
                      present: dict[str, e.LegArrived], now: datetime) -> None:
-        session = CallSession(call, flow)
+        driver: Driver | None = None
+        if saved_driver is not None:
+            try:
+                driver = await self._resume(saved_driver)
+            except (ControllerError, KeyError, ValueError) as exc:
+                log.error("call %s: its flow cannot be resumed (%s); starting it again", call.id, exc)
+        session = CallSession(call, driver)
         self._track(session)
         for leg in call.live_legs():
             if leg.id not in present:
                 session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
-        if flow is None:
+        if driver is None:
             session.queue.put_nowait(arrived)  # no flow had started: start it now
-        elif flow.phase is greeting.Phase.PLAYING and not await self._playback_active(flow.playback_id):
-            # It finished while nobody listened; the flow goes on from there.
-            session.queue.put_nowait(e.PlaybackFinished(flow.playback_id, flow.leg_id, now, False))
+        else:
+            for playback_id, leg_id in driver.playbacks():
+                if not await self._playback_active(playback_id):
+                    # It finished while nobody listened; the flow goes on from there.
+                    session.queue.put_nowait(e.PlaybackFinished(playback_id, leg_id, now, False))
+            for timer_id, leg_id, seconds in driver.timers():
+                # Timers died with the previous run: arm them again, in full.
+                self._apply_locally(session, c.StartTimer(timer_id, leg_id, seconds))
         log.warning("call %s adopted from a previous run", call.id, extra={"call_id": call.id})
+
+    async def _resume(self, saved: dict[str, Any]) -> Driver:
+        if saved.get("kind") == "greeting" or self._inbound is None:
+            return GreetingDriver.from_dict(saved)
+        return await self._inbound.resume(saved)
 
     async def _playback_active(self, playback_id: str) -> bool:
         try:
@@ -290,19 +415,17 @@ class CallService:
             return False
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
 def _event_data(event: e.Event) -> dict[str, Any]:
     data = {k: getattr(event, k) for k in event.__slots__ if k not in ("at", "leg_id", "created_at")}  # type: ignore[union-attr]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
 
 
-def snapshot(call: Call, flow: greeting.GreetingState | None = None) -> dict[str, Any]:
+def snapshot(call: Call, driver: Driver | None = None) -> dict[str, Any]:
     return {
-        "flow": {"leg_id": flow.leg_id, "playback_id": flow.playback_id, "phase": flow.phase.value}
-        if flow else None,
+        "driver": driver.to_dict() if driver is not None else None,
+        "route_name": call.route_name,
+        "flow_name": call.flow_name,
+        "flow_version": call.flow_version,
         "id": call.id,
         "direction": call.direction.value,
         "state": call.state.value,
@@ -325,7 +448,7 @@ def snapshot(call: Call, flow: greeting.GreetingState | None = None) -> dict[str
     }
 
 
-def restore(saved: dict[str, Any]) -> tuple[Call, greeting.GreetingState | None]:
+def restore(saved: dict[str, Any]) -> Call:
     def when(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 
@@ -339,6 +462,9 @@ def restore(saved: dict[str, Any]) -> tuple[Call, greeting.GreetingState | None]
         state=CallState(saved["state"]),
         answered_at=when(saved["answered_at"]),
         data=dict(saved.get("data") or {}),
+        route_name=saved.get("route_name"),
+        flow_name=saved.get("flow_name"),
+        flow_version=saved.get("flow_version"),
     )
     for leg_id, leg in saved["legs"].items():
         call.legs[leg_id] = Leg(
@@ -346,7 +472,4 @@ def restore(saved: dict[str, Any]) -> tuple[Call, greeting.GreetingState | None]
             created_at=datetime.fromisoformat(leg["created_at"]), state=LegState(leg["state"]),
             answered_at=when(leg["answered_at"]),
         )
-    flow = saved.get("flow")
-    state = greeting.GreetingState(flow["leg_id"], flow["playback_id"], greeting.Phase(flow["phase"])) \
-        if flow else None
-    return call, state
+    return call

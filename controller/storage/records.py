@@ -32,12 +32,16 @@ class CallRow:
     hangup_cause: int | None
     hangup_cause_text: str | None
     data: dict[str, Any]
+    route_name: str | None
+    flow_name: str | None
+    flow_version: int | None
 
     @classmethod
     def of(cls, call: Call, switch: str) -> CallRow:
         return cls(call.id, call.direction.value, call.state.value, switch, call.caller_number,
                    call.caller_name, call.dialed, call.started_at, call.answered_at, call.ended_at,
-                   call.hangup_cause, call.hangup_cause_text, dict(call.data))
+                   call.hangup_cause, call.hangup_cause_text, dict(call.data), call.route_name,
+                   call.flow_name, call.flow_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +93,14 @@ Row = CallRow | LegRow | CallEventRow | AuditRow
 
 UPSERT_CALL = """
 INSERT INTO calls (id, direction, state, switch, caller_number, caller_name, dialed, started_at,
-                   answered_at, ended_at, hangup_cause, hangup_cause_text, data)
+                   answered_at, ended_at, hangup_cause, hangup_cause_text, data, route_name,
+                   flow_name, flow_version)
 VALUES (%(id)s, %(direction)s, %(state)s, %(switch)s, %(caller_number)s, %(caller_name)s,
         %(dialed)s, %(started_at)s, %(answered_at)s, %(ended_at)s, %(hangup_cause)s,
-        %(hangup_cause_text)s, %(data)s)
+        %(hangup_cause_text)s, %(data)s, %(route_name)s, %(flow_name)s, %(flow_version)s)
 ON CONFLICT (id) DO UPDATE SET
+    route_name = EXCLUDED.route_name, flow_name = EXCLUDED.flow_name,
+    flow_version = EXCLUDED.flow_version,
     state = EXCLUDED.state, caller_number = EXCLUDED.caller_number,
     caller_name = EXCLUDED.caller_name, dialed = EXCLUDED.dialed,
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,

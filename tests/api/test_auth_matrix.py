@@ -20,6 +20,8 @@ from tests.api.conftest import bearer
 
 ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
+WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
+READERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/me"): ALL,
@@ -29,11 +31,44 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/audit"): ADMIN,
     ("GET", "/v1/calls"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
     ("GET", "/v1/calls/{call_id}"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
+    ("GET", "/v1/flows"): READERS,
+    ("POST", "/v1/flows"): WRITERS,
+    ("GET", "/v1/flows/{name}"): READERS,
+    ("PUT", "/v1/flows/{name}"): WRITERS,
+    ("DELETE", "/v1/flows/{name}"): WRITERS,
+    ("GET", "/v1/flows/{name}/versions/{version}"): READERS,
+    ("GET", "/v1/routes"): READERS,
+    ("POST", "/v1/routes"): WRITERS,
+    ("GET", "/v1/routes/{name}"): READERS,
+    ("PUT", "/v1/routes/{name}"): WRITERS,
+    ("DELETE", "/v1/routes/{name}"): WRITERS,
+    ("GET", "/v1/schedules"): READERS,
+    ("POST", "/v1/schedules"): WRITERS,
+    ("GET", "/v1/schedules/{name}"): READERS,
+    ("PUT", "/v1/schedules/{name}"): WRITERS,
+    ("DELETE", "/v1/schedules/{name}"): WRITERS,
+    ("GET", "/v1/prompts"): READERS,
+    ("POST", "/v1/prompts"): WRITERS,
+    ("GET", "/v1/prompts/{name}"): READERS,
+    ("GET", "/v1/prompts/{name}/audio"): READERS,
+    ("DELETE", "/v1/prompts/{name}"): WRITERS,
+    ("GET", "/v1/voicemails"): READERS,
+    ("GET", "/v1/voicemails/{voicemail_id}"): WRITERS,
+    ("GET", "/v1/voicemails/{voicemail_id}/audio"): READERS,
+    ("POST", "/v1/voicemails/{voicemail_id}/heard"): WRITERS,
+    ("DELETE", "/v1/voicemails/{voicemail_id}"): WRITERS,
 }
 
 # A valid body for each route that takes one, so an allowed role gets past validation.
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/api-keys"): {"name": "matrix", "role": "agent"},
+    ("POST", "/v1/flows"): {"name": "matrix", "document": {
+        "start": "bye", "nodes": {"bye": {"type": "hangup"}}}},
+    ("PUT", "/v1/flows/{name}"): {"document": {"start": "bye", "nodes": {"bye": {"type": "hangup"}}}},
+    ("POST", "/v1/schedules"): {"name": "matrix", "timezone": "UTC", "weekly": {}},
+    ("PUT", "/v1/schedules/{name}"): {"timezone": "UTC"},
+    ("POST", "/v1/routes"): {"name": "matrix", "pattern": "_99X.", "flow": "matrix"},
+    ("PUT", "/v1/routes/{name}"): {"pattern": "_98X.", "flow": "matrix"},
 }
 
 

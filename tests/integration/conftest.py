@@ -14,6 +14,7 @@ import pytest
 from controller.api.app import create_app
 from controller.bootstrap import Runtime, build_runtime
 from tests.conftest import ROOT, eventually, make_settings
+from tests.integration.phones import PhoneBank
 
 ARI_URL = os.environ.get("CCC_ARI_URL", "http://127.0.0.1:8088")
 ARI_AUTH = (os.environ.get("CCC_ARI_USER", "ccc"), os.environ.get("CCC_ARI_PASSWORD", "ccc-local"))
@@ -43,6 +44,15 @@ class Phones:
         })
         response.raise_for_status()
         return response.json()
+
+
+@pytest.fixture
+async def dtmf_phones() -> AsyncIterator[PhoneBank]:
+    """Phones whose caller side the test controls (answer, DTMF, hang-up)."""
+    phones = PhoneBank(ARI_URL, ARI_AUTH)
+    await phones.start()
+    yield phones
+    await phones.close()
 
 
 @pytest.fixture

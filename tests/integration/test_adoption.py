@@ -24,7 +24,7 @@ async def _call_in_progress(runtime, phones, number: str):
 
 async def _flow_saved(runtime, call_id: str) -> bool:
     saved = (await runtime.live.live_calls()).get(call_id)
-    return bool(saved and saved["flow"])
+    return bool(saved and saved["driver"])
 
 
 async def _ended_normally(db_conn, call_id: str) -> dict:
@@ -61,7 +61,7 @@ async def test_a_prompt_that_ended_while_nobody_listened_moves_the_flow_on(start
                                                                            db_conn):
     first = await start_runtime(default_prompt=THREE_SECONDS)
     call = await _call_in_progress(first, phones, "401")
-    playback_id = (await first.live.live_calls())[call.id]["flow"]["playback_id"]
+    playback_id = (await first.live.live_calls())[call.id]["driver"]["playback_id"]
     await first.close()
 
     async def playback_over() -> bool:

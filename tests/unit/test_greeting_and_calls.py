@@ -25,7 +25,7 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_unanswered_leg_is_answered_then_greeted_then_hung_up():
-    decision = greeting.start("leg", "sound:hello-world", "pb-1", answered=False)
+    decision = greeting.start("leg", ("sound:hello-world",), "pb-1", answered=False)
     assert decision.commands == (c.Answer("leg"), c.Play("leg", "pb-1", ("sound:hello-world",)))
     other = greeting.on_event(decision.state, e.PlaybackFinished("pb-other", "leg", T0, True))
     assert other.commands == ()
@@ -35,7 +35,7 @@ def test_unanswered_leg_is_answered_then_greeted_then_hung_up():
 
 
 def test_answered_leg_is_not_answered_again_and_caller_hangup_ends_the_flow():
-    decision = greeting.start("leg", "sound:x", "pb-1", answered=True)
+    decision = greeting.start("leg", ("sound:x",), "pb-1", answered=True)
     assert [type(cmd) for cmd in decision.commands] == [c.Play]
     after_hangup = greeting.on_event(decision.state, e.LegHungUp("leg", T0, 16, "Normal Clearing"))
     assert after_hangup.commands == ()

@@ -95,3 +95,11 @@ def test_separators_cannot_split_lists():
         request_for(c.Originate("leg-1", "PJSIP/1001,PJSIP/1002"), "ccc")
     with pytest.raises(UnsafeValue):
         request_for(c.SendDtmf("1.2", "12;3"), "ccc")
+
+
+def test_media_items_become_ari_uris():
+    play = request_for(c.Play("1.2", "pb", ("prompt:welcome", "sound:hello-world", "digits:12")), "ccc")
+    assert play.params == {"media": "sound:ccc/welcome,sound:hello-world,digits:12"}
+    for bad in ("prompt:../x", "file:/etc/passwd", "sound:../../etc/x", "welcome", "prompt:"):
+        with pytest.raises(UnsafeValue):
+            request_for(c.Play("1.2", "pb", (bad,)), "ccc")

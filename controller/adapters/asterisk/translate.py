@@ -115,7 +115,8 @@ def event_from_ari(message: dict[str, Any]) -> e.Event | None:
         if not leg_id:
             return None
         if kind == "PlaybackStarted":
-            return e.PlaybackStarted(playback_id=playback["id"], leg_id=leg_id, at=at)
+            return e.PlaybackStarted(playback_id=playback["id"], leg_id=leg_id, at=at,
+                                     media=str(playback.get("media_uri", "")))
         return e.PlaybackFinished(playback_id=playback["id"], leg_id=leg_id, at=at,
                                   completed=playback.get("state") == "done")
     if kind in ("RecordingFinished", "RecordingFailed"):
@@ -139,6 +140,27 @@ def event_from_ari(message: dict[str, Any]) -> e.Event | None:
 # ---- commands ------------------------------------------------------------------------
 
 
+# Uploaded prompts live in Asterisk's sounds folder under ccc/ (see docs/flows.md).
+PROMPTS_FOLDER = "ccc"
+_MEDIA_KINDS = ("sound", "digits", "number", "characters", "tone", "recording")
+
+
+def media_uri(item: str) -> str:
+    """A domain media item as an ARI media URI."""
+    kind, sep, value = item.partition(":")
+    if not sep or not value:
+        raise UnsafeValue(f"media {item!r} is not kind:value")
+    if kind == "prompt":
+        if "/" in value or ".." in value:
+            raise UnsafeValue(f"prompt name {value!r} is not a plain name")
+        return f"sound:{PROMPTS_FOLDER}/{value}"
+    if kind not in _MEDIA_KINDS:
+        raise UnsafeValue(f"media kind {kind!r} is not one of prompt, {', '.join(_MEDIA_KINDS)}")
+    if kind == "sound" and ".." in value:
+        raise UnsafeValue("a sound name cannot climb out of the sounds folder")
+    return item
+
+
 def _channel(leg_id: str) -> str:
     return "/channels/" + segment(safe_id(leg_id, "leg id"))
 
@@ -150,7 +172,7 @@ def request_for(command: c.Command, app: str) -> AriRequest:
         case c.Play(leg_id=leg, playback_id=playback, media=media):
             if not media:
                 raise UnsafeValue("nothing to play")
-            uris = [safe_text(m, "media", separators=",") for m in media]
+            uris = [media_uri(safe_text(m, "media", separators=",")) for m in media]
             return AriRequest("POST", _channel(leg) + "/play/" + segment(safe_id(playback, "playback id")),
                               params={"media": ",".join(uris)})
         case c.StopPlayback(playback_id=playback):

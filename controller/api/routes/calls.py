@@ -60,6 +60,9 @@ class CallOut(BaseModel):
     hangup_cause: int | None
     hangup_cause_text: str | None
     data: dict[str, Any]
+    route_name: str | None = None
+    flow_name: str | None = None
+    flow_version: int | None = None
 
 
 class CallDetailOut(CallOut):
