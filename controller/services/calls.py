@@ -310,7 +310,7 @@ class CallService:
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandSkipped",
                                            {"command": type(command).__name__, "reason": exc.detail}))
-        except SwitchError as exc:
+        except ControllerError as exc:  # the switch refused, or the command was unsafe to send
             log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandFailed",

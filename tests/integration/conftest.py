@@ -70,6 +70,8 @@ async def start_runtime(migrated_database: str) -> AsyncIterator[RuntimeFactory]
     started: list[Runtime] = []
 
     async def start(**overrides: object) -> Runtime:
+        # Prompts and recordings where the local Asterisk reads and writes them.
+        overrides = {"prompts_dir": "", "recordings_dir": "", **overrides}
         runtime = build_runtime(make_settings(**overrides))
         await runtime.start()
         started.append(runtime)

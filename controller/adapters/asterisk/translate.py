@@ -19,7 +19,8 @@ from controller.domain.errors import UnsafeValue
 
 from .ari import segment
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Asterisk names the second half of a Local channel "<id>;2", hence ';'.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:;-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
