@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint system-deps venv migrate asterisk asterisk-stop clean
+.PHONY: run test test-slow bench lint system-deps venv migrate asterisk asterisk-stop clean
 
 run: venv
 	scripts/run
@@ -14,6 +14,9 @@ test: venv
 
 test-slow: venv
 	scripts/test -m slow
+
+bench: venv
+	scripts/bench
 
 lint: venv
 	$(VENV)/bin/ruff check controller tests bench

@@ -80,8 +80,7 @@ def build_runtime(settings: Settings) -> Runtime:
         await calls.reconcile(snapshot.legs)
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
-    inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app),
-                            settings.default_prompt)
+    inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups())
     health = HealthService(

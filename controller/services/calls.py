@@ -58,7 +58,7 @@ class Inbound(Protocol):
     """Which driver a new inbound call gets (see services/inbound.py)."""
 
     async def admit(self, call_id: str, leg_id: str, dialed: str, data: dict[str, str],
-                    answered: bool, now: datetime) -> Any: ...
+                    answered: bool, now: datetime, default_prompt: str) -> Any: ...
 
     async def release(self, route: str, call_id: str) -> None: ...
 
@@ -247,7 +247,8 @@ class CallService:
             return commands
         data = {"caller_number": call.caller_number, "caller_name": call.caller_name,
                 "dialed": call.dialed}
-        admission = await self._inbound.admit(call.id, leg.id, call.dialed, data, answered, arrived.at)
+        admission = await self._inbound.admit(call.id, leg.id, call.dialed, data, answered, arrived.at,
+                                              self.default_prompt)
         session.driver = admission.driver
         session.limited_route = admission.route if admission.limited else None
         call.route_name, call.flow_name, call.flow_version = (

@@ -40,22 +40,21 @@ class Admission:
 
 class InboundRouter:
     def __init__(self, routes: NumberRouteService, flows: FlowService, schedules: ScheduleService,
-                 limits: ConcurrencyLimits, default_prompt: str) -> None:
+                 limits: ConcurrencyLimits) -> None:
         self.routes = routes
         self.flows = flows
         self.schedules = schedules
         self.limits = limits
-        self.default_prompt = default_prompt
 
     async def admit(self, call_id: str, leg_id: str, dialed: str, data: dict[str, str],
-                    answered: bool, now: datetime) -> Admission:
+                    answered: bool, now: datetime, default_prompt: str) -> Admission:
         try:
             route = await self.routes.match(dialed)
         except ControllerError as exc:
             log.error("routes unavailable, call %s gets the default greeting: %s", call_id, exc.detail)
             route = None
         if route is None:
-            return self._greeting(leg_id, (self.default_prompt,), answered)
+            return self._greeting(leg_id, (default_prompt,), answered)
 
         limited = False
         if route.max_concurrent is not None:
@@ -63,14 +62,14 @@ class InboundRouter:
                 log.warning("route %s full (%d calls): call %s overflows", route.name,
                             route.max_concurrent, call_id)
                 return await self._overflow(route.name, route.overflow or {"action": "busy"},
-                                            leg_id, data, answered, now)
+                                            leg_id, data, answered, now, default_prompt)
             limited = True
         try:
             admission = await self._flow(route.flow_name, leg_id, data, answered, now)
         except ControllerError as exc:
             log.error("flow %s of route %s unavailable, call %s gets the default greeting: %s",
                       route.flow_name, route.name, call_id, exc.detail)
-            admission = self._greeting(leg_id, (self.default_prompt,), answered)
+            admission = self._greeting(leg_id, (default_prompt,), answered)
         admission.route, admission.limited = route.name, limited
         return admission
 
@@ -93,10 +92,10 @@ class InboundRouter:
         return Admission(driver, commands, flow=name, version=version)
 
     async def _overflow(self, route: str, overflow: dict[str, Any], leg_id: str, data: dict[str, str],
-                        answered: bool, now: datetime) -> Admission:
+                        answered: bool, now: datetime, default_prompt: str) -> Admission:
         action = overflow.get("action")
         if action == "announce":
-            admission = self._greeting(leg_id, tuple(overflow.get("prompt") or (self.default_prompt,)),
+            admission = self._greeting(leg_id, tuple(overflow.get("prompt") or (default_prompt,)),
                                        answered)
         elif action == "flow":
             admission = await self._flow(overflow["flow"], leg_id, data, answered, now)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from controller.api.app import create_app
@@ -68,6 +69,9 @@ RuntimeFactory = Callable[..., Awaitable[Runtime]]
 async def start_runtime(migrated_database: str) -> AsyncIterator[RuntimeFactory]:
     """Start a controller runtime (one at a time: they share the Stasis app name)."""
     started: list[Runtime] = []
+    # Each test about calls routes only the numbers it set up itself.
+    async with await psycopg.AsyncConnection.connect(migrated_database, autocommit=True) as conn:
+        await conn.execute("DELETE FROM number_routes")
 
     async def start(**overrides: object) -> Runtime:
         # Prompts and recordings where the local Asterisk reads and writes them.
