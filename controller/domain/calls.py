@@ -34,6 +34,7 @@ class LegRole(StrEnum):
     CUSTOMER = "customer"
     SUPERVISOR = "supervisor"
     SNOOP = "snoop"
+    TRANSFER = "transfer"  # the leg a flow's transfer node dials
 
 
 class Direction(StrEnum):

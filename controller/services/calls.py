@@ -83,6 +83,7 @@ class CallSession:
     queue: asyncio.Queue[e.Event] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    bridge_id: str | None = None
 
 
 class CallService:
@@ -212,6 +213,10 @@ class CallService:
         commands: tuple[c.Command, ...] = ()
 
         match event:
+            case e.LegArrived() if leg is not None and leg.role is LegRole.TRANSFER:
+                self._transition(leg, LegState.UP, event.at)
+                commands = self._bridge_transfer(session, leg)
+                rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None:
                 if event.answered and leg.state is LegState.RINGING:
                     apply_leg(leg, LegState.UP, event.at)
@@ -226,6 +231,8 @@ class CallService:
 
         if session.driver is not None and not isinstance(event, e.LegArrived):
             commands = session.driver.on_event(event, event.at)
+        if isinstance(event, e.LegHungUp) and leg is not None:
+            commands += self._after_leg_ended(session, leg, event.at)
 
         # What only changes the call itself is applied before the call is written.
         commands = tuple(cmd for cmd in commands if not self._apply_locally(session, cmd))
@@ -275,6 +282,47 @@ class CallService:
                 return False
         return True
 
+    # ---- transfers: a second leg dialed by the flow, bridged with the caller -----------
+
+    async def _transfer(self, session: CallSession, command: c.TransferCall) -> None:
+        call = session.call
+        leg = Leg(id=command.transfer_id, call_id=call.id, role=LegRole.TRANSFER,
+                  channel_name=command.destination, created_at=datetime.now(UTC))
+        call.legs[leg.id] = leg
+        self._call_of_leg[leg.id] = call.id
+        self._records.put(LegRow.of(leg))
+        name = "".join(ch for ch in call.caller_name if ch not in '"<>')
+        try:
+            await self._switch.execute(c.Originate(
+                leg_id=leg.id, endpoint=transfer_endpoint(command.destination),
+                caller_id=f'"{name}" <{call.caller_number}>' if call.caller_number else "",
+                timeout_s=int(command.timeout_s), args=("transfer", call.id)))
+        except ControllerError as exc:
+            log.warning("call %s: transfer to %s failed: %s", call.id, command.destination, exc.detail)
+            session.queue.put_nowait(e.LegHungUp(leg.id, datetime.now(UTC), 0, f"not dialed: {exc.detail}"))
+
+    def _bridge_transfer(self, session: CallSession, answered: Leg) -> tuple[c.Command, ...]:
+        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
+        if not callers:
+            return (c.Hangup(answered.id),)
+        session.bridge_id = f"br-{answered.id}"
+        return (c.CreateBridge(session.bridge_id, name=f"call {session.call.id}"),
+                c.AddToBridge(session.bridge_id, (callers[0].id, answered.id)))
+
+    def _after_leg_ended(self, session: CallSession, ended: Leg, at: datetime) -> tuple[c.Command, ...]:
+        """A transfer that never answered is reported to the flow; once the caller or a
+        bridged party leaves, the others are hung up and the bridge goes."""
+        call = session.call
+        if ended.role is LegRole.TRANSFER and ended.answered_at is None:
+            session.queue.put_nowait(e.TransferFinished(ended.id, _caller_leg(call), at, answered=False))
+            return ()
+        if ended.role is LegRole.CALLER or session.bridge_id is not None:
+            commands: list[c.Command] = [c.Hangup(other.id) for other in call.live_legs()]
+            if session.bridge_id is not None and not call.live_legs():
+                commands.append(c.DestroyBridge(session.bridge_id))
+            return tuple(commands)
+        return ()
+
     def _fire(self, session: CallSession, timer_id: str, leg_id: str) -> None:
         session.timers.pop(timer_id, None)
         session.queue.put_nowait(e.TimerFired(timer_id, leg_id, datetime.now(UTC)))
@@ -303,6 +351,9 @@ class CallService:
                 command = c.StartMusicOnHold(leg_id)
             case c.StoreVoicemail():
                 await self._store_voicemail(call, command)
+                return
+            case c.TransferCall():
+                await self._transfer(session, command)
                 return
         try:
             await self._switch.execute(command)
@@ -414,6 +465,21 @@ class CallService:
             return await self._switch.playback_active(playback_id)
         except SwitchError:
             return False
+
+
+def transfer_endpoint(destination: str) -> str:
+    """A flow's transfer target as a dial string: an endpoint as is, an extension on the
+    phones, a number through the outbound trunk (dialplan/extensions.conf)."""
+    kind, _, value = destination.partition(":")
+    if kind == "extension":
+        return f"PJSIP/{value}"
+    if kind == "number":
+        return f"Local/{value}@ccc-outbound"
+    return destination
+
+
+def _caller_leg(call: Call) -> str:
+    return next((leg.id for leg in call.legs.values() if leg.role is LegRole.CALLER), "")
 
 
 def _event_data(event: e.Event) -> dict[str, Any]:

@@ -346,3 +346,52 @@ async def test_an_invalid_flow_is_refused_naming_the_node(inbound):
         "start": "a", "nodes": {"a": {"type": "menu", "prompts": [SHORT], "options": {"1": "nowhere"}}}}})
     assert response.status_code == 422
     assert "'a'" in response.json()["detail"] or "a" in [e.get("node") for e in response.json()["errors"]]
+
+
+async def test_transfer_bridges_the_caller_to_the_answered_leg_or_takes_on_failure(
+        inbound, dtmf_phones, db_conn):
+    runtime, client = inbound
+    nodes = {
+        "xfer": {"type": "transfer", "to": "Local/100@ccc-test-agent", "timeout_s": 10,
+                 "on_failure": "failed"},
+        "failed": {"type": "set", "values": {"branch": "failed"}, "next": "bye"},
+        "bye": {"type": "hangup"},
+    }
+    await flow(client, "transfer-ok", nodes, "xfer")
+    nodes_nobody = {**nodes, "xfer": {**nodes["xfer"], "to": "Local/100@ccc-test-noanswer",
+                                      "timeout_s": 2}}
+    await flow(client, "transfer-nobody", nodes_nobody, "xfer")
+    await route(client, "transfer-ok", "7400", "transfer-ok")
+    await route(client, "transfer-nobody", "7401", "transfer-nobody")
+
+    since = datetime.now(UTC)
+    phone = await dtmf_phones.call("7400")
+    await phone.wait_answered()
+
+    async def bridged() -> bool:
+        bridges = (await dtmf_phones.client.get("/bridges")).json()
+        return any(len(b["channels"]) == 2 and b["id"].startswith("br-") for b in bridges)
+
+    await eventually(bridged, 10, what="the caller bridged with the transfer leg")
+    bridge = next(b for b in (await dtmf_phones.client.get("/bridges")).json() if b["id"].startswith("br-"))
+    live = [c for c in runtime.calls.live_calls() if c.dialed == "7400"]
+    assert len(live) == 1
+    assert set(bridge["channels"]) == set(live[0].legs)  # the caller's leg and the transfer leg
+    await phone.hang_up()
+    call = await ended_call(runtime, db_conn, "7400", since)
+    assert call["data"]["flow_outcome"] == "transferred"
+    cursor = await db_conn.execute("SELECT role, state, answered_at FROM legs WHERE call_id = %s",
+                                   (call["id"],))
+    legs = {row["role"]: row for row in await cursor.fetchall()}
+    assert set(legs) == {"caller", "transfer"}
+    assert all(leg["state"] == "ended" and leg["answered_at"] for leg in legs.values())
+    await eventually(lambda: _no_bridge(dtmf_phones), 5, what="the bridge to go")
+
+    since = datetime.now(UTC)
+    await dtmf_phones.call("7401")
+    call = await ended_call(runtime, db_conn, "7401", since)
+    assert call["data"]["branch"] == "failed"
+
+
+async def _no_bridge(phones) -> bool:
+    return not any(b["id"].startswith("br-") for b in (await phones.client.get("/bridges")).json())
