@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     max_prompt_seconds: int = Field(default=600, ge=1)
 
     def prompts_path(self) -> Path:
-        return _media_dir(self.prompts_dir, "var/lib/asterisk/sounds/ccc", ".local/prompts")
+        return _media_dir(self.prompts_dir, "usr/share/asterisk/sounds/ccc", ".local/prompts")
 
     def recordings_path(self) -> Path:
         return _media_dir(self.recordings_dir, "var/spool/asterisk/recording", ".local/recordings")

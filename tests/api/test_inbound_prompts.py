@@ -14,7 +14,8 @@ import pytest
 from controller.bootstrap import Runtime
 from tests.api.conftest import bearer
 
-pytestmark = pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+# sox is a project dependency (scripts/system-deps installs it): its absence is a failure.
+assert shutil.which("sox"), "sox is missing: run `make system-deps` (Debian packages sox, libsox-fmt-mp3)"
 
 
 def unique_prompt(prefix: str = "p") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -395,3 +396,58 @@ async def test_transfer_bridges_the_caller_to_the_answered_leg_or_takes_on_failu
 
 async def _no_bridge(phones) -> bool:
     return not any(b["id"].startswith("br-") for b in (await phones.client.get("/bridges")).json())
+
+
+async def test_an_uploaded_prompt_plays_in_a_call_and_a_full_route_can_announce(
+        inbound, dtmf_phones, db_conn, tmp_path):
+    runtime, client = inbound
+    tone = tmp_path / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(tone), "synth", "1.5", "sine", "440"],
+                   check=True)
+    with tone.open("rb") as audio:
+        uploaded = await client.post("/v1/prompts", data={"name": "it-welcome", "replace": "true"},
+                                     files={"file": ("tone.wav", audio, "audio/wav")})
+    assert uploaded.status_code in (200, 201), uploaded.text
+    nodes = {"hello": {"type": "play", "prompts": ["it-welcome"], "next": "bye"},
+             "bye": {"type": "hangup"}}
+    await flow(client, "uploaded", nodes, "hello")
+    hold = {"wait": {"type": "menu", "prompts": ["sound:demo-congrats"], "options": {"1": "bye"},
+                     "timeout_s": 30, "retries": 1, "on_failure": "bye"},
+            "bye": {"type": "hangup"}}
+    await flow(client, "hold-one", hold, "wait")
+    await route(client, "uploaded", "7500", "uploaded")
+    await route(client, "one-line", "7501", "hold-one", max_concurrent=1,
+                overflow={"action": "announce", "prompt": ["it-welcome"]})
+
+    since = datetime.now(UTC)
+    await dtmf_phones.call("7500")
+    call = await ended_call(runtime, db_conn, "7500", since)
+    events = await event_kinds(db_conn, call["id"])
+    assert played(events) == ["sound:ccc/it-welcome"]
+    finished = [data for kind, data in events if kind == "PlaybackFinished"]
+    assert finished and finished[0]["completed"] is True
+    # The whole tone was heard: the hang-up came after about 1.5 s of prompt.
+    assert (call["ended_at"] - call["answered_at"]).total_seconds() >= 1.3
+
+    since = datetime.now(UTC)
+    first = await dtmf_phones.call("7501")
+    await first.wait_answered()
+    await dtmf_phones.call("7501")
+    await runtime.records.flushed()
+
+    async def announced() -> bool:
+        await runtime.records.flushed()
+        cursor = await db_conn.execute(
+            "SELECT * FROM calls WHERE dialed = '7501' AND started_at >= %s AND data->>'overflow' = 'yes'",
+            (since,))
+        row = await cursor.fetchone()
+        return row is not None and row["state"] == "ended"
+
+    await eventually(announced, 15, what="the second caller to hear the announcement")
+    cursor = await db_conn.execute(
+        "SELECT * FROM calls WHERE dialed = '7501' AND started_at >= %s AND data->>'overflow' = 'yes'",
+        (since,))
+    over = await cursor.fetchone()
+    assert over["answered_at"] is not None  # answered to hear the announcement
+    assert played(await event_kinds(db_conn, over["id"])) == ["sound:ccc/it-welcome"]
+    await first.hang_up()
