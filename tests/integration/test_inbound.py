@@ -402,8 +402,8 @@ async def test_an_uploaded_prompt_plays_in_a_call_and_a_full_route_can_announce(
         inbound, dtmf_phones, db_conn, tmp_path):
     runtime, client = inbound
     tone = tmp_path / "tone.wav"
-    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(tone), "synth", "1.5", "sine", "440"],
-                   check=True)
+    await asyncio.to_thread(subprocess.run, ["sox", "-n", "-r", "44100", "-c", "2", str(tone), "synth",
+                                             "1.5", "sine", "440"], check=True)
     with tone.open("rb") as audio:
         uploaded = await client.post("/v1/prompts", data={"name": "it-welcome", "replace": "true"},
                                      files={"file": ("tone.wav", audio, "audio/wav")})
