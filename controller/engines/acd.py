@@ -1,0 +1,621 @@
+"""The ACD engine: which waiting caller rings which agent, one event at a time.
+
+Pure: ``on_event(state, event, now, ids, rng=None)`` returns a new :class:`AcdState` and the
+commands to run; the state passed in is never changed. No clock (``now`` is given), no I/O,
+ids come from ``ids(prefix)``, randomness only from the injected ``rng``.
+
+How it works. After every event the engine *dispatches*: it walks the waiting entries that have
+no offer in flight, best first (higher priority first, then FIFO: ``entered_at``, then arrival
+``sequence``), and gives each one the agent(s) its queue's strategy picks among the eligible
+agents. The agents are moved to ``reserved`` (``AgentStateChanged``) before ``OfferCall`` goes
+out, so an agent is never in two offers and never offered while not ``available``. When
+dispatch ends, every waiting entry without an offer has no eligible available agent.
+
+Eligible agent for an entry: a member of the entry's queue, ``available``, with a penalty not
+above the queue's max penalty, and every required skill at the required level. Both limits come
+from the queue's rules at the entry's wait time (``QueueConfig.limits``), so a ``Tick`` can
+widen them. Among the eligible agents only the lowest penalty tier is used: a higher tier gets
+the call only when no lower-tier agent is available. Within the tier, agents that already
+missed this entry are passed over while others remain (so a missed call goes to the next
+agent); once the whole tier has been tried the slate is wiped and they are tried again.
+
+Strategies, within that tier (ties always by member order):
+
+- ``ring_all``: every agent of the tier at once (all reserved); the first answer wins, the
+  others are cancelled and freed. Agents freed while it rings are not added to it.
+- ``longest_idle``: the agent whose last call ended longest ago; never-called agents first.
+- ``round_robin``: the next member after the one last offered a call of this queue (by member
+  order, wrapping round); the memory is in the state.
+- ``fewest_calls``: fewest calls taken today.
+- ``least_talk_time``: least talk time today.
+- ``random``: uniform among the tier, from ``rng`` (when none is given, a ``random.Random``
+  seeded with the call id and ``now``, so a replay gives the same answer).
+- ``linear``: member order, always from the first.
+- ``skills_based``: best match first (the sum of the agent's levels in the entry's required
+  skills), ties by longest idle. Required skills are a hard filter under every strategy.
+
+Offers end in one of three ways. Answered (``OfferAnswered``): the call is connected, the other
+agents of a ring-all are cancelled. Failed (``OfferFailed``, for one agent or all of them):
+``no_answer`` counts a miss (``max_misses_before_pause`` in a row pauses the agent with reason
+"no answer" and emits ``PauseAgent``), ``busy`` frees the agent, ``unreachable`` makes it
+``unavailable`` until ``AgentDeviceState(reachable=True)``. Withdrawn: the caller hung up, waited
+too long, or the agent logged out, paused or lost its device while ringing (``CancelOffer``).
+
+After a call the agent is in ``wrap_up`` for the queue's ``wrap_up_s`` (emitted in
+``AgentStateChanged.wrap_up_s``; the service runs the timer and sends ``WrapUpEnded``), then
+``available``, or ``paused`` if a pause was asked for during the call. An agent on a call cannot
+log out (the request is ignored); a pause asked for during a call waits for its end.
+
+Overflow: at ``CallQueued``, a queue that is unknown or has no member logged in and reachable
+gives ``no_agents``, a full queue ``max_length``; at ``Tick``, an entry that has waited
+``max_wait_s`` gives ``max_wait`` (its offer, if any, is withdrawn), and an entry whose queue has
+lost every staffed member gives ``no_agents``. An overflowed entry leaves the ACD.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from controller.domain.agents import Agent, AgentState, QueueConfig, QueueEntry, Strategy, apply_agent
+
+log = logging.getLogger(__name__)
+
+Ids = Callable[[str], str]
+NO_ANSWER = "no answer"
+
+
+# --- events (facts in) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued:
+    entry: QueueEntry
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnpaused:
+    agent_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    offer_id: str
+    agent_id: str | None = None  # which agent answered; may be left out when one was offered
+
+
+class FailReason(StrEnum):
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    offer_id: str
+    reason: FailReason
+    agent_id: str | None = None  # None: every agent of the offer
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    agent_id: str
+    talk_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpEnded:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceState:
+    agent_id: str
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: re-apply the queues' wait-time rules and max wait."""
+
+
+AcdEvent = (
+    CallQueued
+    | CallAbandoned
+    | AgentLoggedIn
+    | AgentLoggedOut
+    | AgentPaused
+    | AgentUnpaused
+    | OfferAnswered
+    | OfferFailed
+    | CallEnded
+    | WrapUpEnded
+    | AgentDeviceState
+    | Tick
+)
+
+
+# --- commands (intentions out) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCall:
+    """Ring these agents' devices for the call; report ``OfferAnswered``/``OfferFailed``."""
+
+    offer_id: str
+    call_id: str
+    agent_ids: tuple[str, ...]  # one, or several for ring_all
+    timeout_s: int
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing these agents for this offer (idempotent: a leg already gone is fine)."""
+
+    offer_id: str
+    agent_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCall:
+    call_id: str
+    agent_id: str
+    offer_id: str = ""
+
+
+class OverflowReason(StrEnum):
+    MAX_WAIT = "max_wait"
+    MAX_LENGTH = "max_length"
+    NO_AGENTS = "no_agents"
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """The call leaves the ACD; the service sends it to the queue's overflow destination."""
+
+    call_id: str
+    reason: OverflowReason
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    agent_id: str
+    state: AgentState
+    reason: str = ""
+    wrap_up_s: int = 0  # with state wrap_up: how long; the service sends WrapUpEnded after it
+
+
+@dataclass(frozen=True, slots=True)
+class PauseAgent:
+    """Tell the agent (and supervisors) that the ACD paused it."""
+
+    agent_id: str
+    reason: str = NO_ANSWER
+
+
+AcdCommand = OfferCall | CancelOffer | ConnectCall | Overflow | AgentStateChanged | PauseAgent
+
+
+# --- state ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    offer_id: str
+    call_id: str
+    queue: str
+    agent_ids: tuple[str, ...]
+    made_at: datetime
+
+
+@dataclass(slots=True)
+class AcdState:
+    agents: dict[str, Agent] = field(default_factory=dict)
+    queues: dict[str, QueueConfig] = field(default_factory=dict)
+    waiting: dict[str, QueueEntry] = field(default_factory=dict)  # call_id -> entry
+    offers: dict[str, Offer] = field(default_factory=dict)  # offer_id -> offer in flight
+    tried: dict[str, frozenset[str]] = field(default_factory=dict)  # call_id -> agents that missed it
+    talking: dict[str, tuple[str, str]] = field(default_factory=dict)  # agent_id -> (call_id, queue)
+    last_offered: dict[str, str] = field(default_factory=dict)  # queue -> agent (round-robin memory)
+    next_sequence: int = 1
+
+    def copy(self) -> AcdState:
+        return AcdState(
+            agents={agent_id: replace(agent) for agent_id, agent in self.agents.items()},
+            queues=dict(self.queues),
+            waiting=dict(self.waiting),
+            offers=dict(self.offers),
+            tried=dict(self.tried),
+            talking=dict(self.talking),
+            last_offered=dict(self.last_offered),
+            next_sequence=self.next_sequence,
+        )
+
+    def offer_for_call(self, call_id: str) -> Offer | None:
+        return next((o for o in self.offers.values() if o.call_id == call_id), None)
+
+    def offer_for_agent(self, agent_id: str) -> Offer | None:
+        return next((o for o in self.offers.values() if agent_id in o.agent_ids), None)
+
+    def ordered_waiting(self) -> list[QueueEntry]:
+        """Waiting entries, best first: higher priority, then FIFO."""
+        return sorted(self.waiting.values(), key=QueueEntry.rank)
+
+
+@dataclass(frozen=True, slots=True)
+class AcdDecision:
+    state: AcdState
+    commands: tuple[AcdCommand, ...] = ()
+
+
+def on_event(
+    state: AcdState, event: AcdEvent, now: datetime, ids: Ids, *, rng: random.Random | None = None
+) -> AcdDecision:
+    run = _Run(state.copy(), now, ids, rng)
+    match event:
+        case CallQueued():
+            _queued(run, event.entry)
+        case CallAbandoned():
+            _leave(run, event.call_id, "caller left")
+        case AgentLoggedIn():
+            _logged_in(run, event.agent_id)
+        case AgentLoggedOut():
+            _logged_out(run, event.agent_id)
+        case AgentPaused():
+            _paused(run, event.agent_id, event.reason or "unspecified")
+        case AgentUnpaused():
+            _unpaused(run, event.agent_id)
+        case OfferAnswered():
+            _answered(run, event.offer_id, event.agent_id)
+        case OfferFailed():
+            _failed(run, event.offer_id, FailReason(event.reason), event.agent_id)
+        case CallEnded():
+            _call_ended(run, event.call_id, event.agent_id, event.talk_s)
+        case WrapUpEnded():
+            agent = run.state.agents.get(event.agent_id)
+            if agent is not None and agent.state is AgentState.WRAP_UP:
+                _back_to_work(run, agent, "wrap-up ended")
+        case AgentDeviceState():
+            _device(run, event.agent_id, event.reachable)
+        case Tick():
+            _tick(run)
+    _dispatch(run)
+    return AcdDecision(run.state, tuple(run.commands))
+
+
+def eligible_agents(state: AcdState, entry: QueueEntry, now: datetime) -> list[tuple[Agent, int]]:
+    """Available agents that may take ``entry`` now, with their penalty, in member order."""
+    queue = state.queues.get(entry.queue)
+    if queue is None:
+        return []
+    max_penalty, required = queue.limits((now - entry.entered_at).total_seconds(), entry.skills)
+    out: list[tuple[Agent, int]] = []
+    for agent_id, penalty in queue.members:
+        agent = state.agents.get(agent_id)
+        if agent is None or agent.state is not AgentState.AVAILABLE:
+            continue
+        if max_penalty is not None and penalty > max_penalty:
+            continue
+        if agent.has_skills(required):
+            out.append((agent, penalty))
+    return out
+
+
+def pick_agents(
+    state: AcdState, entry: QueueEntry, now: datetime, rng: random.Random | None = None
+) -> list[str]:
+    """The agent(s) the entry's queue strategy would offer it to now (empty: nobody)."""
+    queue = state.queues.get(entry.queue)
+    candidates = eligible_agents(state, entry, now)
+    if queue is None or not candidates:
+        return []
+    tier = min(penalty for _, penalty in candidates)
+    agents = [agent for agent, penalty in candidates if penalty == tier]
+    if queue.strategy is Strategy.RING_ALL:
+        return [agent.id for agent in agents]
+    tried = state.tried.get(entry.call_id, frozenset())
+    agents = [agent for agent in agents if agent.id not in tried] or agents
+    order = {agent_id: i for i, (agent_id, _) in enumerate(queue.members)}
+
+    def idle(agent: Agent) -> tuple[bool, float, int]:
+        ended = agent.last_call_ended_at
+        return (ended is not None, ended.timestamp() if ended else 0.0, order[agent.id])
+
+    match queue.strategy:
+        case Strategy.LONGEST_IDLE:
+            best = min(agents, key=idle)
+        case Strategy.ROUND_ROBIN:
+            last = state.last_offered.get(queue.name)
+            start = order[last] + 1 if last in order else 0
+            best = min(agents, key=lambda a: (order[a.id] - start) % len(order))
+        case Strategy.FEWEST_CALLS:
+            best = min(agents, key=lambda a: (a.calls_taken, order[a.id]))
+        case Strategy.LEAST_TALK_TIME:
+            best = min(agents, key=lambda a: (a.talk_seconds, order[a.id]))
+        case Strategy.RANDOM:
+            chooser = rng if rng is not None else random.Random(f"{entry.call_id}|{now.isoformat()}")
+            best = chooser.choice(agents)
+        case Strategy.SKILLS_BASED:
+            best = min(agents, key=lambda a: (-sum(a.skills.get(s, 0) for s in entry.skills), idle(a)))
+        case _:  # LINEAR
+            best = agents[0]
+    return [best.id]
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Run:
+    state: AcdState
+    now: datetime
+    ids: Ids
+    rng: random.Random | None
+    commands: list[AcdCommand] = field(default_factory=list)
+
+    def emit(self, *commands: AcdCommand) -> None:
+        self.commands.extend(commands)
+
+    def move(self, agent: Agent, wanted: AgentState, reason: str, *, wrap_up_s: int = 0) -> None:
+        until = self.now + timedelta(seconds=wrap_up_s) if wanted is AgentState.WRAP_UP else None
+        apply_agent(agent, wanted, self.now, reason=reason, until=until)
+        self.emit(AgentStateChanged(agent.id, wanted, reason, wrap_up_s))
+
+
+def _staffed(state: AcdState, queue: QueueConfig) -> bool:
+    """Whether some member is logged in with a reachable device (paused or busy counts)."""
+    gone = (AgentState.LOGGED_OUT, AgentState.UNAVAILABLE)
+    return any(
+        (agent := state.agents.get(agent_id)) is not None and agent.state not in gone
+        for agent_id, _ in queue.members
+    )
+
+
+def _queued(run: _Run, entry: QueueEntry) -> None:
+    s = run.state
+    if entry.call_id in s.waiting or any(call_id == entry.call_id for call_id, _ in s.talking.values()):
+        return  # a repeat
+    queue = s.queues.get(entry.queue)
+    if queue is None or not _staffed(s, queue):
+        run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue))
+        return
+    if queue.max_length is not None:
+        length = sum(1 for waiting in s.waiting.values() if waiting.queue == queue.name)
+        if length >= queue.max_length:
+            run.emit(Overflow(entry.call_id, OverflowReason.MAX_LENGTH, entry.queue))
+            return
+    s.waiting[entry.call_id] = replace(entry, sequence=s.next_sequence)
+    s.next_sequence += 1
+
+
+def _leave(run: _Run, call_id: str, reason: str) -> QueueEntry | None:
+    """Take the entry out of the ACD, withdrawing its offer. Returns the entry, if it waited."""
+    s = run.state
+    entry = s.waiting.pop(call_id, None)
+    s.tried.pop(call_id, None)
+    offer = s.offer_for_call(call_id)
+    if offer is not None:
+        del s.offers[offer.offer_id]
+        run.emit(CancelOffer(offer.offer_id, offer.agent_ids))
+        for agent_id in offer.agent_ids:
+            run.move(s.agents[agent_id], AgentState.AVAILABLE, reason)
+    return entry
+
+
+def _release(run: _Run, agent_id: str, *, cancel: bool, missed: bool) -> Offer | None:
+    """Take the agent out of its offer (the offer ends when no agent is left in it)."""
+    s = run.state
+    offer = s.offer_for_agent(agent_id)
+    if offer is None:
+        return None
+    rest = tuple(a for a in offer.agent_ids if a != agent_id)
+    if rest:
+        s.offers[offer.offer_id] = replace(offer, agent_ids=rest)
+    else:
+        del s.offers[offer.offer_id]
+    if cancel:
+        run.emit(CancelOffer(offer.offer_id, (agent_id,)))
+    if missed and offer.call_id in s.waiting:
+        s.tried[offer.call_id] = s.tried.get(offer.call_id, frozenset()) | {agent_id}
+    return offer
+
+
+def _logged_in(run: _Run, agent_id: str) -> None:
+    agent = run.state.agents.get(agent_id)
+    if agent is not None and agent.state is AgentState.LOGGED_OUT:
+        agent.missed_in_a_row = 0
+        run.move(agent, AgentState.AVAILABLE, "logged in")
+
+
+def _logged_out(run: _Run, agent_id: str) -> None:
+    agent = run.state.agents.get(agent_id)
+    if agent is None or agent.state in (AgentState.LOGGED_OUT, AgentState.ON_CALL):
+        if agent is not None and agent.state is AgentState.ON_CALL:
+            log.info("agent %s on a call: logout refused", agent_id, extra={"agent_id": agent_id})
+        return
+    if agent.state is AgentState.RESERVED:
+        _release(run, agent_id, cancel=True, missed=False)
+    agent.pause_requested = None
+    run.move(agent, AgentState.LOGGED_OUT, "logged out")
+
+
+def _paused(run: _Run, agent_id: str, reason: str) -> None:
+    agent = run.state.agents.get(agent_id)
+    if agent is None:
+        return
+    match agent.state:
+        case AgentState.ON_CALL:
+            agent.pause_requested = reason
+        case AgentState.RESERVED:
+            _release(run, agent_id, cancel=True, missed=False)
+            run.move(agent, AgentState.PAUSED, reason)
+        case AgentState.AVAILABLE | AgentState.WRAP_UP:
+            run.move(agent, AgentState.PAUSED, reason)
+
+
+def _unpaused(run: _Run, agent_id: str) -> None:
+    agent = run.state.agents.get(agent_id)
+    if agent is None:
+        return
+    agent.pause_requested = None
+    if agent.state is AgentState.PAUSED:
+        agent.missed_in_a_row = 0
+        run.move(agent, AgentState.AVAILABLE, "unpaused")
+
+
+def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
+    s = run.state
+    offer = s.offers.get(offer_id)
+    if offer is None:
+        return  # stale: withdrawn or already answered
+    if agent_id is None and len(offer.agent_ids) == 1:
+        agent_id = offer.agent_ids[0]
+    if agent_id not in offer.agent_ids:
+        return
+    del s.offers[offer_id]
+    s.waiting.pop(offer.call_id, None)
+    s.tried.pop(offer.call_id, None)
+    agent = s.agents[agent_id]
+    run.move(agent, AgentState.ON_CALL, f"answered {offer.call_id}")
+    agent.calls_taken += 1
+    agent.missed_in_a_row = 0
+    s.talking[agent_id] = (offer.call_id, offer.queue)
+    run.emit(ConnectCall(offer.call_id, agent_id, offer_id))
+    others = tuple(a for a in offer.agent_ids if a != agent_id)
+    if others:
+        run.emit(CancelOffer(offer_id, others))
+        for other in others:
+            run.move(s.agents[other], AgentState.AVAILABLE, "answered elsewhere")
+
+
+def _failed(run: _Run, offer_id: str, reason: FailReason, agent_id: str | None) -> None:
+    s = run.state
+    offer = s.offers.get(offer_id)
+    if offer is None:
+        return
+    if agent_id is None:
+        failing = offer.agent_ids
+    elif agent_id in offer.agent_ids:
+        failing = (agent_id,)
+    else:
+        return
+    queue = s.queues.get(offer.queue)
+    max_misses = queue.max_misses_before_pause if queue is not None else 0
+    for failed_id in failing:
+        _release(run, failed_id, cancel=False, missed=True)
+        agent = s.agents[failed_id]
+        if reason is FailReason.UNREACHABLE:
+            run.move(agent, AgentState.UNAVAILABLE, "unreachable")
+        elif reason is FailReason.BUSY:
+            run.move(agent, AgentState.AVAILABLE, "busy")
+        else:
+            agent.missed_in_a_row += 1
+            if max_misses and agent.missed_in_a_row >= max_misses:
+                run.move(agent, AgentState.PAUSED, NO_ANSWER)
+                run.emit(PauseAgent(failed_id, NO_ANSWER))
+            else:
+                run.move(agent, AgentState.AVAILABLE, NO_ANSWER)
+
+
+def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
+    s = run.state
+    talking = s.talking.get(agent_id)
+    agent = s.agents.get(agent_id)
+    if talking is None or talking[0] != call_id or agent is None:
+        return
+    del s.talking[agent_id]
+    agent.talk_seconds += max(0, talk_s)
+    agent.last_call_ended_at = run.now
+    queue = s.queues.get(talking[1])
+    wrap_up_s = queue.wrap_up_s if queue is not None else 0
+    if agent.state is not AgentState.ON_CALL:
+        return
+    if wrap_up_s > 0:
+        run.move(agent, AgentState.WRAP_UP, "call ended", wrap_up_s=wrap_up_s)
+    else:
+        _back_to_work(run, agent, "call ended")
+
+
+def _back_to_work(run: _Run, agent: Agent, reason: str) -> None:
+    if agent.pause_requested:
+        pause, agent.pause_requested = agent.pause_requested, None
+        run.move(agent, AgentState.PAUSED, pause)
+    else:
+        run.move(agent, AgentState.AVAILABLE, reason)
+
+
+def _device(run: _Run, agent_id: str, reachable: bool) -> None:
+    agent = run.state.agents.get(agent_id)
+    if agent is None:
+        return
+    if reachable:
+        if agent.state is AgentState.UNAVAILABLE:
+            run.move(agent, AgentState.AVAILABLE, "reachable")
+        return
+    if agent.state is AgentState.RESERVED:
+        _release(run, agent_id, cancel=True, missed=True)
+    if agent.state in (AgentState.AVAILABLE, AgentState.RESERVED):
+        run.move(agent, AgentState.UNAVAILABLE, "unreachable")
+
+
+def _tick(run: _Run) -> None:
+    s = run.state
+    for entry in s.ordered_waiting():
+        queue = s.queues.get(entry.queue)
+        waited = run.now - entry.entered_at
+        if queue is None or not _staffed(s, queue):
+            _leave(run, entry.call_id, "overflow")
+            run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue))
+        elif queue.max_wait_s is not None and waited >= timedelta(seconds=queue.max_wait_s):
+            _leave(run, entry.call_id, "overflow")
+            run.emit(Overflow(entry.call_id, OverflowReason.MAX_WAIT, entry.queue))
+
+
+def _dispatch(run: _Run) -> None:
+    s = run.state
+    offered = {offer.call_id for offer in s.offers.values()}
+    for entry in s.ordered_waiting():
+        if entry.call_id in offered:
+            continue
+        agent_ids = pick_agents(s, entry, run.now, run.rng)
+        if not agent_ids:
+            continue
+        queue = s.queues[entry.queue]
+        if set(agent_ids) <= s.tried.get(entry.call_id, frozenset()):
+            s.tried.pop(entry.call_id, None)  # the whole tier missed it: start a new round
+        offer_id = run.ids("offer")
+        for agent_id in agent_ids:
+            run.move(s.agents[agent_id], AgentState.RESERVED, f"offer {offer_id}")
+        s.offers[offer_id] = Offer(offer_id, entry.call_id, queue.name, tuple(agent_ids), run.now)
+        s.last_offered[queue.name] = agent_ids[0]
+        run.emit(OfferCall(offer_id, entry.call_id, tuple(agent_ids), queue.ring_timeout_s, queue.name))
+
