@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from controller.adapters.asterisk.switch import AsteriskSwitch, SwitchSnapshot
 from controller.domain import events as e
+from controller.domain.errors import ControllerError
+from controller.services.acd import AcdService
+from controller.services.agents import AgentService
 from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
 from controller.services.call_records import CallRecordService
@@ -17,6 +20,7 @@ from controller.services.inbound import InboundRouter
 from controller.services.lookups import Lookups
 from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
+from controller.services.queues import QueueService
 from controller.services.schedules import ScheduleService
 from controller.services.voicemails import VoicemailService
 from controller.settings import Settings
@@ -45,15 +49,30 @@ class Runtime:
     schedules: ScheduleService
     prompts: PromptService
     voicemails: VoicemailService
+    agents: AgentService
+    queues: QueueService
+    acd: AcdService
 
     async def start(self) -> None:
         await self.db.open()
         await self.records.start()
         await self.live.start()
+        await self.reload_acd()
+        await self.acd.start()
         await self.switch.start()
+
+    async def reload_acd(self) -> None:
+        """Load agents and queues into the ACD (at start and after every change to them)."""
+        try:
+            agents, queues = await self.queues.all_configs()
+        except ControllerError as exc:
+            log.error("ACD configuration not loaded: %s", exc.detail)
+            return
+        self.acd.configure(agents, queues)
 
     async def close(self) -> None:
         await self.switch.close()
+        await self.acd.close()
         await self.calls.close()
         await self.records.close()
         await self.live.close()
@@ -71,6 +90,10 @@ def build_runtime(settings: Settings) -> Runtime:
     schedules = ScheduleService(db, flows)
     prompts = PromptService(db, flows, settings.prompts_path(), settings.max_prompt_seconds)
     voicemails = VoicemailService(db, settings.recordings_path())
+    # ACD configuration; on_change will be the live ACD's reload.
+    agents = AgentService(db, on_change=None)
+    queues = QueueService(db, on_change=None)
+    acd = AcdService(state_log=records.put)
     calls: CallService
 
     def deliver(event: e.Event) -> None:
@@ -82,7 +105,7 @@ def build_runtime(settings: Settings) -> Runtime:
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
-                        voicemails=voicemails, lookups=Lookups())
+                        voicemails=voicemails, lookups=Lookups(), acd=acd)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -92,7 +115,7 @@ def build_runtime(settings: Settings) -> Runtime:
         },
         timeout=settings.readiness_timeout,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         db=db,
         live=live,
@@ -108,4 +131,9 @@ def build_runtime(settings: Settings) -> Runtime:
         schedules=schedules,
         prompts=prompts,
         voicemails=voicemails,
+        agents=agents,
+        queues=queues,
+        acd=acd,
     )
+    agents.on_change = queues.on_change = runtime.reload_acd
+    return runtime

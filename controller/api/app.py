@@ -8,6 +8,8 @@ from controller import __version__
 from controller.api.audit import install_audit
 from controller.api.errors import install_error_handlers
 from controller.api.routes import (
+    agent_state,
+    agents,
     api_keys,
     audit,
     calls,
@@ -16,6 +18,7 @@ from controller.api.routes import (
     me,
     number_routes,
     prompts,
+    queues,
     schedules,
     voicemails,
 )
@@ -53,4 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(prompts.router)
     app.include_router(voicemails.router)
+    app.include_router(agent_state.router)
+    app.include_router(agents.router)
+    app.include_router(queues.router)
     return app

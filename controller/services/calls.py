@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from controller.domain import commands as c
 from controller.domain import events as e
+from controller.domain.agents import QueueEntry
 from controller.domain.calls import (
     Call,
     CallState,
@@ -34,6 +35,8 @@ from controller.domain.calls import (
     settle_call,
 )
 from controller.domain.errors import ControllerError, LegGone, StorageUnavailable, SwitchError
+from controller.engines import acd as acd_engine
+from controller.services.acd import AcdService
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.storage.live import LiveStore
@@ -84,12 +87,16 @@ class CallSession:
     task: asyncio.Task[None] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     bridge_id: str | None = None
+    queued: str | None = None  # the ACD queue the caller waits in
+    offers: dict[str, tuple[str, str]] = field(default_factory=dict)  # leg id -> (offer id, agent id)
+    agent_id: str | None = None  # the agent the call is connected to
 
 
 class CallService:
     def __init__(self, switch: Switch, records: RecordWriter, live: LiveStore,
                  default_prompt: str, inbound: Inbound | None = None,
-                 voicemails: Voicemails | None = None, lookups: Lookups | None = None) -> None:
+                 voicemails: Voicemails | None = None, lookups: Lookups | None = None,
+                 acd: AcdService | None = None) -> None:
         self._switch = switch
         self._records = records
         self._live = live
@@ -97,6 +104,9 @@ class CallService:
         self._inbound = inbound
         self._voicemails = voicemails
         self._lookups = lookups or Lookups()
+        self._acd = acd
+        if acd is not None:
+            acd.legs = self
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -213,6 +223,12 @@ class CallService:
         commands: tuple[c.Command, ...] = ()
 
         match event:
+            case e.LegArrived() if leg is not None and leg.role is LegRole.AGENT:
+                self._transition(leg, LegState.UP, event.at)
+                offer_id, agent_id = session.offers[leg.id]
+                if self._acd is not None:
+                    self._acd.submit(acd_engine.OfferAnswered(offer_id, agent_id))
+                rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None and leg.role is LegRole.TRANSFER:
                 self._transition(leg, LegState.UP, event.at)
                 commands = self._bridge_transfer(session, leg)
@@ -282,6 +298,73 @@ class CallService:
                 return False
         return True
 
+    # ---- the ACD's side: offers to agents, connections, overflow --------------------------
+
+    async def offer(self, call_id: str, offer_id: str, agent_id: str, device: str, timeout_s: int) -> None:
+        """Ring an agent's device for a waiting caller (the agent is already reserved)."""
+        session = self._sessions.get(call_id)
+        leg_id = f"{offer_id}.{agent_id}"
+        if session is None:
+            if self._acd is not None:  # the caller is gone: the agent is free again
+                self._acd.submit(acd_engine.OfferFailed(offer_id, acd_engine.FailReason.NO_ANSWER, agent_id))
+            return
+        call = session.call
+        leg = Leg(id=leg_id, call_id=call.id, role=LegRole.AGENT, channel_name=device,
+                  created_at=datetime.now(UTC))
+        call.legs[leg_id] = leg
+        session.offers[leg_id] = (offer_id, agent_id)
+        self._call_of_leg[leg_id] = call.id
+        self._records.put(LegRow.of(leg), CallEventRow(call.id, leg_id, leg.created_at, "AgentOffered",
+                                                       {"agent_id": agent_id, "offer_id": offer_id}))
+        name = "".join(ch for ch in call.caller_name if ch not in '"<>')
+        try:
+            await self._switch.execute(c.Originate(
+                leg_id=leg_id, endpoint=device, timeout_s=timeout_s, args=("agent", call.id),
+                caller_id=f'"{name}" <{call.caller_number}>' if call.caller_number else ""))
+        except ControllerError as exc:
+            log.warning("call %s: offer to agent %s failed: %s", call.id, agent_id, exc.detail)
+            session.queue.put_nowait(e.LegHungUp(leg_id, datetime.now(UTC), 0, f"not dialed: {exc.detail}"))
+
+    async def withdraw(self, offer_id: str, agent_id: str) -> None:
+        leg_id = f"{offer_id}.{agent_id}"
+        call_id = self._call_of_leg.get(leg_id)
+        session = self._sessions.get(call_id) if call_id else None
+        if session is None:
+            return
+        session.offers.pop(leg_id, None)
+        leg = session.call.legs.get(leg_id)
+        if leg is not None and leg.state is not LegState.ENDED:
+            await self._execute(session, c.Hangup(leg_id))
+
+    async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None:
+        """Bridge the waiting caller with the agent who answered."""
+        session = self._sessions.get(call_id)
+        if session is None:
+            return
+        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
+        agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
+        if not callers or agent_leg is None:
+            return
+        session.agent_id, session.queued = agent_id, None
+        session.bridge_id = f"br-{call_id}"
+        session.call.data["agent_id"] = agent_id
+        for command in (c.StopMusicOnHold(callers[0].id),
+                        c.CreateBridge(session.bridge_id, name=f"call {call_id}"),
+                        c.AddToBridge(session.bridge_id, (callers[0].id, agent_leg.id))):
+            await self._execute(session, command)
+        self._records.put(CallRow.of(session.call, self._switch.name),
+                          CallEventRow(call_id, agent_leg.id, datetime.now(UTC), "AgentConnected",
+                                       {"agent_id": agent_id}))
+
+    async def overflow(self, call_id: str, reason: str) -> None:
+        session = self._sessions.get(call_id)
+        if session is None:
+            return
+        session.queued = None
+        session.call.data["queue_overflow"] = reason
+        for leg in session.call.live_legs():
+            await self._execute(session, c.Hangup(leg.id))
+
     # ---- transfers: a second leg dialed by the flow, bridged with the caller -----------
 
     async def _transfer(self, session: CallSession, command: c.TransferCall) -> None:
@@ -313,6 +396,19 @@ class CallService:
         """A transfer that never answered is reported to the flow; once the caller or a
         bridged party leaves, the others are hung up and the bridge goes."""
         call = session.call
+        if ended.role is LegRole.AGENT and ended.answered_at is None:
+            offer_id, agent_id = session.offers.pop(ended.id, ("", ""))
+            if self._acd is not None and offer_id:
+                self._acd.submit(acd_engine.OfferFailed(offer_id, _fail_reason(ended), agent_id))
+            return ()
+        if ended.role is LegRole.CALLER and session.queued and session.agent_id is None and self._acd:
+            self._acd.submit(acd_engine.CallAbandoned(call.id))
+            session.queued = None
+        if session.agent_id is not None and self._acd is not None and not call.live_legs():
+            agent_leg = next((x for x in call.legs.values() if x.id in session.offers), None)
+            talk = (at - agent_leg.answered_at).total_seconds() if agent_leg and agent_leg.answered_at else 0
+            self._acd.submit(acd_engine.CallEnded(call.id, session.agent_id, int(talk)))
+            session.agent_id = None
         if ended.role is LegRole.TRANSFER and ended.answered_at is None:
             session.queue.put_nowait(e.TransferFinished(ended.id, _caller_leg(call), at, answered=False))
             return ()
@@ -344,10 +440,14 @@ class CallService:
                 self._lookups.start(command, session.queue.put_nowait)
                 return
             case c.EnterQueue(queue=queue, priority=priority, skills=skills, leg_id=leg_id):
-                # The ACD takes queued calls from here (next issue); until then the caller
-                # waits on hold and the call records where it asked to go.
+                # The caller waits on hold while the ACD finds an agent.
                 call.data.update({"queue": queue, "queue_priority": str(priority),
                                   "queue_skills": ",".join(f"{k}:{v}" for k, v in skills.items())})
+                if self._acd is not None:
+                    session.queued = queue
+                    self._acd.submit(acd_engine.CallQueued(QueueEntry(
+                        call_id=call.id, queue=queue, entered_at=datetime.now(UTC), priority=priority,
+                        skills=dict(skills))))
                 command = c.StartMusicOnHold(leg_id)
             case c.StoreVoicemail():
                 await self._store_voicemail(call, command)
@@ -476,6 +576,15 @@ def transfer_endpoint(destination: str) -> str:
     if kind == "number":
         return f"Local/{value}@ccc-outbound"
     return destination
+
+
+def _fail_reason(leg: Leg) -> acd_engine.FailReason:
+    # Q.850: 17 user busy; 1, 3, 20, 27, 38 and 0 (never dialed) mean the device is unreachable.
+    if leg.hangup_cause == 17:
+        return acd_engine.FailReason.BUSY
+    if leg.hangup_cause in (0, 1, 3, 20, 27, 38):
+        return acd_engine.FailReason.UNREACHABLE
+    return acd_engine.FailReason.NO_ANSWER
 
 
 def _caller_leg(call: Call) -> str:

@@ -89,7 +89,17 @@ class AuditRow:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-Row = CallRow | LegRow | CallEventRow | AuditRow
+@dataclass(frozen=True, slots=True)
+class AgentStateRow:
+    agent_id: str
+    at: datetime
+    state: str
+    reason: str
+    queue: str | None
+    call_id: str | None
+
+
+Row = CallRow | LegRow | CallEventRow | AuditRow | AgentStateRow
 
 UPSERT_CALL = """
 INSERT INTO calls (id, direction, state, switch, caller_number, caller_name, dialed, started_at,
@@ -131,7 +141,13 @@ VALUES (%(at)s, %(key_id)s, %(key_name)s, %(role)s, %(method)s, %(path)s, %(acti
         %(target)s, %(status)s, %(client_ip)s, %(request_id)s, %(detail)s)
 """
 
+INSERT_AGENT_STATE = """
+INSERT INTO agent_state_log (agent_id, at, state, reason, queue, call_id)
+VALUES (%(agent_id)s, %(at)s, %(state)s, %(reason)s, %(queue)s, %(call_id)s)
+"""
+
 _SQL: dict[type, str] = {
+    AgentStateRow: INSERT_AGENT_STATE,
     CallRow: UPSERT_CALL,
     LegRow: UPSERT_LEG,
     CallEventRow: INSERT_CALL_EVENT,

@@ -22,6 +22,8 @@ ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 READERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION})
+# Until keys carry an agent identity, an agent key reads every agent (not only its own).
+AGENT_READERS = READERS | {Role.AGENT}
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/me"): ALL,
@@ -57,6 +59,22 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/voicemails/{voicemail_id}/audio"): READERS,
     ("POST", "/v1/voicemails/{voicemail_id}/heard"): WRITERS,
     ("DELETE", "/v1/voicemails/{voicemail_id}"): WRITERS,
+    ("GET", "/v1/agents"): AGENT_READERS,
+    ("POST", "/v1/agents"): WRITERS,
+    ("GET", "/v1/agents/{agent_id}"): AGENT_READERS,
+    ("PUT", "/v1/agents/{agent_id}"): WRITERS,
+    ("DELETE", "/v1/agents/{agent_id}"): WRITERS,
+    ("GET", "/v1/agents/{agent_id}/states"): READERS,
+    ("GET", "/v1/agents/{agent_id}/status"): AGENT_READERS,
+    ("POST", "/v1/agents/{agent_id}/login"): WRITERS,
+    ("POST", "/v1/agents/{agent_id}/logout"): WRITERS,
+    ("POST", "/v1/agents/{agent_id}/pause"): WRITERS,
+    ("POST", "/v1/agents/{agent_id}/unpause"): WRITERS,
+    ("GET", "/v1/queues"): READERS,
+    ("POST", "/v1/queues"): WRITERS,
+    ("GET", "/v1/queues/{name}"): READERS,
+    ("PUT", "/v1/queues/{name}"): WRITERS,
+    ("DELETE", "/v1/queues/{name}"): WRITERS,
 }
 
 # A valid body for each route that takes one, so an allowed role gets past validation.
@@ -69,6 +87,11 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/v1/schedules/{name}"): {"timezone": "UTC"},
     ("POST", "/v1/routes"): {"name": "matrix", "pattern": "_99X.", "flow": "matrix"},
     ("PUT", "/v1/routes/{name}"): {"pattern": "_98X.", "flow": "matrix"},
+    ("POST", "/v1/agents"): {"id": "matrix", "name": "Matrix", "device": "PJSIP/matrix"},
+    ("PUT", "/v1/agents/{agent_id}"): {"name": "Matrix", "device": "PJSIP/matrix"},
+    ("POST", "/v1/agents/{agent_id}/pause"): {"reason": "lunch"},
+    ("POST", "/v1/queues"): {"name": "matrix", "strategy": "ring_all"},
+    ("PUT", "/v1/queues/{name}"): {"strategy": "linear"},
 }
 
 

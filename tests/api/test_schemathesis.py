@@ -85,11 +85,12 @@ def live_server(migrated_database: str) -> Iterator[str]:
 # 5xx as a server error; tests/integration covers it against the real services.
 NOT_READY_HERE = r"^/readyz$"
 
-# Flows, schedules, routes and prompts are checked beyond what a JSON schema can say (a flow's
-# graph and the prompts it names, a schedule's timezone and hours, the flow a route enters, the
-# audio itself), so a schema-valid write may rightly be refused with 422 (or 413 when too big).
+# Flows, schedules, routes, prompts and queues are checked beyond what a JSON schema can say (a
+# flow's graph and the prompts it names, a schedule's timezone and hours, the flow a route
+# enters, the audio itself, the agents a queue lists), so a schema-valid write may rightly be
+# refused with 422 (or 413 when too big).
 CHECKED_BEYOND_SCHEMA = {
-    "include-path-regex": r"^/v1/(flows|schedules|routes|prompts)",
+    "include-path-regex": r"^/v1/(flows|schedules|routes|prompts|queues)",
     "include-method-regex": r"^(POST|PUT)$",
     "checks": {"positive_data_acceptance": {
         "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "413", "422", "429", "5xx"]}},

@@ -14,6 +14,7 @@ import pytest
 
 from controller.api.app import create_app
 from controller.bootstrap import Runtime, build_runtime
+from controller.domain.access import Role
 from tests.conftest import ROOT, eventually, make_settings
 from tests.integration.phones import PhoneBank
 
@@ -94,3 +95,13 @@ def api_client() -> Callable[[Runtime], httpx.AsyncClient]:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)),
                                  base_url="http://controller")
     return make
+
+
+@pytest.fixture
+async def inbound(start_runtime, api_client):
+    """A started runtime and an API client holding an admin key."""
+    runtime = await start_runtime()
+    _, key = await runtime.api_keys.create("inbound tests", Role.ADMIN, None)
+    async with api_client(runtime) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield runtime, client

@@ -22,66 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from controller.domain.access import Role
 from tests.conftest import eventually
+from tests.integration.helpers import ended_call, event_kinds, flow, played, put, route
 
 pytestmark = pytest.mark.asterisk
 
 SHORT = "sound:beep"
 PROMPT = "sound:agent-pass"  # about 3 s
-
-
-@pytest.fixture
-async def inbound(start_runtime, api_client):
-    runtime = await start_runtime()
-    _, key = await runtime.api_keys.create("inbound tests", Role.ADMIN, None)
-    async with api_client(runtime) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
-        yield runtime, client
-
-
-async def put(client, path: str, body: dict) -> dict:
-    name = body["name"]
-    response = await client.put(f"{path}/{name}", json={k: v for k, v in body.items() if k != "name"})
-    if response.status_code == 404:
-        response = await client.post(path, json=body)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
-async def flow(client, name: str, nodes: dict, start: str) -> None:
-    await put(client, "/v1/flows", {"name": name, "document": {"start": start, "nodes": nodes}})
-
-
-async def route(client, name: str, pattern: str, flow_name: str, **extra) -> None:
-    await put(client, "/v1/routes", {"name": name, "pattern": pattern, "flow": flow_name, **extra})
-
-
-async def ended_call(runtime, db_conn, dialed: str, since: datetime, timeout: float = 30) -> dict:
-    """The call to ``dialed`` started after ``since``, once it has ended and is in Postgres."""
-    async def ended() -> bool:
-        await runtime.records.flushed()
-        cursor = await db_conn.execute(
-            "SELECT state FROM calls WHERE dialed = %s AND started_at >= %s ORDER BY started_at DESC",
-            (dialed, since))
-        row = await cursor.fetchone()
-        return row is not None and row["state"] == "ended"
-
-    await eventually(ended, timeout, what=f"the call to {dialed} to end")
-    cursor = await db_conn.execute(
-        "SELECT * FROM calls WHERE dialed = %s AND started_at >= %s ORDER BY started_at DESC",
-        (dialed, since))
-    return await cursor.fetchone()
-
-
-async def event_kinds(db_conn, call_id: str) -> list[tuple[str, dict]]:
-    cursor = await db_conn.execute(
-        "SELECT kind, data FROM call_events WHERE call_id = %s ORDER BY id", (call_id,))
-    return [(row["kind"], row["data"]) for row in await cursor.fetchall()]
-
-
-def played(events: list[tuple[str, dict]]) -> list[str]:
-    return [data.get("media", "") for kind, data in events if kind == "PlaybackStarted"]
 
 
 MENU = {

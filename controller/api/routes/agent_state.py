@@ -1,0 +1,91 @@
+"""Agents' live state in the ACD: log in, log out, pause with a reason, unpause.
+
+Agents act on themselves later (issue 5: an agent key bound to its agent); today admins and
+supervisors act for them, which is also how a supervisor forces a state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.api.auth import authorize
+from controller.api.deps import get_runtime
+from controller.api.errors import problems
+from controller.bootstrap import Runtime
+from controller.domain.access import Role
+from controller.domain.errors import NotFound
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+ACTORS = authorize(Role.ADMIN, Role.SUPERVISOR)
+READERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION, Role.AGENT)
+
+AgentId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class PauseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("break", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 _.-]+$",
+                        description="A reason code: break, lunch, training, after-call work…")
+
+
+class AgentStatus(BaseModel):
+    id: str
+    state: str
+    since: datetime | None
+    paused_reason: str | None
+    calls_taken: int
+    missed_in_a_row: int
+
+
+def _status(agent) -> AgentStatus:
+    return AgentStatus(id=agent.id, state=agent.state.value, since=agent.state_since,
+                       paused_reason=agent.paused_reason, calls_taken=agent.calls_taken,
+                       missed_in_a_row=agent.missed_in_a_row)
+
+
+@router.get("/{agent_id}/status", response_model=AgentStatus, summary="The agent's live ACD state",
+            responses=problems(401, 403, 404, 422))
+async def agent_status(agent_id: AgentId, runtime: Runtime = Depends(get_runtime),
+                       _: object = Depends(READERS)) -> AgentStatus:
+    agent = runtime.acd.agent(agent_id)
+    if agent is None:
+        raise NotFound(f"no agent {agent_id} in the ACD")
+    return _status(agent)
+
+
+async def _act(runtime: Runtime, agent_id: str, action: str, reason: str = "") -> AgentStatus:
+    return _status(await runtime.acd.agent_action(agent_id, action, reason))
+
+
+@router.post("/{agent_id}/login", response_model=AgentStatus, summary="Log the agent in (available)",
+             responses=problems(401, 403, 404, 422))
+async def login(agent_id: AgentId, runtime: Runtime = Depends(get_runtime),
+                _: object = Depends(ACTORS)) -> AgentStatus:
+    return await _act(runtime, agent_id, "login")
+
+
+@router.post("/{agent_id}/logout", response_model=AgentStatus, summary="Log the agent out",
+             responses=problems(401, 403, 404, 422))
+async def logout(agent_id: AgentId, runtime: Runtime = Depends(get_runtime),
+                 _: object = Depends(ACTORS)) -> AgentStatus:
+    return await _act(runtime, agent_id, "logout")
+
+
+@router.post("/{agent_id}/pause", response_model=AgentStatus, summary="Pause the agent with a reason",
+             responses=problems(401, 403, 404, 422))
+async def pause(agent_id: AgentId, body: PauseBody, runtime: Runtime = Depends(get_runtime),
+                _: object = Depends(ACTORS)) -> AgentStatus:
+    return await _act(runtime, agent_id, "pause", body.reason)
+
+
+@router.post("/{agent_id}/unpause", response_model=AgentStatus, summary="Make the agent available again",
+             responses=problems(401, 403, 404, 422))
+async def unpause(agent_id: AgentId, runtime: Runtime = Depends(get_runtime),
+                  _: object = Depends(ACTORS)) -> AgentStatus:
+    return await _act(runtime, agent_id, "unpause")

@@ -1,0 +1,172 @@
+"""Queues: where callers wait for agents, how agents are picked, and who the members are.
+Admins and supervisors write; integrations read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.api.auth import authorize
+from controller.api.deps import get_runtime
+from controller.api.errors import problems
+from controller.bootstrap import Runtime
+from controller.domain.access import Principal, Role
+from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, Strategy
+from controller.services.agents import ID_PATTERN
+from controller.services.queues import (
+    MAX_LENGTH_MAX,
+    MAX_MEMBERS,
+    MAX_RULES,
+    MAX_WAIT_MAX,
+    MISSES_MAX,
+    MOH_CLASS_PATTERN,
+    PENALTY_MAX,
+    RING_TIMEOUT_MAX,
+    SERVICE_LEVEL_MAX,
+    WRAP_UP_MAX,
+    QueueSpec,
+)
+from controller.storage.acd import QueueRecord
+
+router = APIRouter(prefix="/v1/queues", tags=["queues"])
+
+WRITERS = authorize(Role.ADMIN, Role.SUPERVISOR)
+READERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION)
+
+QueueName = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN,
+                                description="The queue's name")]
+Penalty = Annotated[int, Field(ge=0, le=PENALTY_MAX)]
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    penalty: Penalty = Field(0, description="Lower penalties are offered calls first")
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after_wait_s: int = Field(ge=0, le=MAX_WAIT_MAX, description="From this wait on")
+    max_penalty: Penalty | None = Field(None, description="Offer to members up to this penalty")
+    min_skill_level: int | None = Field(None, ge=MIN_SKILL_LEVEL, le=MAX_SKILL_LEVEL,
+                                        description="Required skills are needed only at this level")
+
+
+class QueueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = Field(Strategy.LONGEST_IDLE, description="How an agent is picked")
+    members: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS,
+                                  description="In member order (for linear and round_robin)")
+    ring_timeout_s: int = Field(20, ge=1, le=RING_TIMEOUT_MAX, description="How long an offer rings")
+    wrap_up_s: int = Field(0, ge=0, le=WRAP_UP_MAX, description="After-call work before the next offer")
+    max_misses_before_pause: int = Field(3, ge=0, le=MISSES_MAX,
+                                         description="Offers missed in a row that pause the agent "
+                                                     "(0: never)")
+    service_level_s: int = Field(20, ge=1, le=SERVICE_LEVEL_MAX,
+                                 description="Answered within this counts toward the service level")
+    max_wait_s: int | None = Field(None, ge=1, le=MAX_WAIT_MAX, description="Overflow after this wait")
+    max_length: int | None = Field(None, ge=1, le=MAX_LENGTH_MAX,
+                                   description="At most this many callers waiting")
+    max_penalty: Penalty | None = Field(None, description="Before any rule, offer to members up to "
+                                                          "this penalty (null: all)")
+    rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES,
+                              description="Limits that widen as a caller waits")
+    moh_class: str = Field("default", min_length=1, max_length=64, pattern=MOH_CLASS_PATTERN,
+                           description="Asterisk music-on-hold class callers hear")
+
+    def spec(self) -> QueueSpec:
+        return QueueSpec(
+            strategy=self.strategy.value,
+            members=tuple((m.agent_id, m.penalty) for m in self.members),
+            ring_timeout_s=self.ring_timeout_s, wrap_up_s=self.wrap_up_s,
+            max_misses_before_pause=self.max_misses_before_pause,
+            service_level_s=self.service_level_s, max_wait_s=self.max_wait_s,
+            max_length=self.max_length, max_penalty=self.max_penalty,
+            rules=tuple(rule.model_dump(exclude_none=True) for rule in self.rules),
+            moh_class=self.moh_class,
+        )
+
+
+class NewQueue(QueueBody):
+    name: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN, examples=["support"])
+
+
+class QueueOut(QueueBody):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: QueueRecord) -> QueueOut:
+        return cls.model_validate({
+            "name": record.name, "strategy": record.strategy,
+            "members": [{"agent_id": a, "penalty": p} for a, p in record.members],
+            "ring_timeout_s": record.ring_timeout_s, "wrap_up_s": record.wrap_up_s,
+            "max_misses_before_pause": record.max_misses_before_pause,
+            "service_level_s": record.service_level_s, "max_wait_s": record.max_wait_s,
+            "max_length": record.max_length, "max_penalty": record.max_penalty,
+            "rules": list(record.rules), "moh_class": record.moh_class,
+            "created_at": record.created_at, "updated_at": record.updated_at,
+        })
+
+
+@router.post("", status_code=201, response_model=QueueOut,
+             summary="Create a queue (admin, supervisor); every member must be an agent",
+             responses=problems(400, 401, 403, 409, 422, 503))
+async def create_queue(
+    body: NewQueue,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(WRITERS),
+) -> QueueOut:
+    return QueueOut.of(await runtime.queues.create(body.name, body.spec()))
+
+
+@router.get("", response_model=list[QueueOut], summary="Every queue, by name",
+            responses=problems(401, 403, 503))
+async def list_queues(
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(READERS),
+) -> list[QueueOut]:
+    return [QueueOut.of(record) for record in await runtime.queues.list()]
+
+
+@router.get("/{name}", response_model=QueueOut, summary="One queue",
+            responses=problems(401, 403, 404, 422, 503))
+async def get_queue(
+    name: QueueName,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(READERS),
+) -> QueueOut:
+    return QueueOut.of(await runtime.queues.get(name))
+
+
+@router.put("/{name}", response_model=QueueOut,
+            summary="Replace a queue and its members (admin, supervisor)",
+            responses=problems(400, 401, 403, 404, 422, 503))
+async def update_queue(
+    name: QueueName,
+    body: QueueBody,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(WRITERS),
+) -> QueueOut:
+    return QueueOut.of(await runtime.queues.update(name, body.spec()))
+
+
+@router.delete("/{name}", status_code=204, response_class=Response,
+               summary="Delete a queue and its memberships (admin, supervisor)",
+               responses=problems(401, 403, 404, 422, 503))
+async def delete_queue(
+    name: QueueName,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(WRITERS),
+) -> Response:
+    await runtime.queues.delete(name)
+    return Response(status_code=204)

@@ -1,0 +1,221 @@
+"""Queues: where callers wait for agents, how agents are picked, and who the members are.
+
+Writes are validated here: the strategy is one of ``Strategy``, limits are in range, each rule
+is a ``QueueRule``, every member is a live agent (checked in the same transaction that writes
+the members, with the agents locked so none is deleted meanwhile), and the whole is accepted by
+``QueueConfig`` itself (``to_domain``), so every stored queue can be loaded by the ACD.
+
+``all_configs`` is what the live ACD loads: every agent and every queue, read in one snapshot.
+After every successful write, ``on_change`` (when given) is awaited, so the ACD reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, Agent, QueueConfig, QueueRule, Strategy
+from controller.domain.errors import Conflict, ControllerError, NotFound
+from controller.services.agents import LABEL_PATTERN, OnChange, agent_to_domain, check_id
+from controller.storage import acd as store
+from controller.storage.acd import QueueRecord
+from controller.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+RING_TIMEOUT_MAX = 600
+WRAP_UP_MAX = 3600
+MISSES_MAX = 100
+SERVICE_LEVEL_MAX = 3600
+MAX_WAIT_MAX = 86_400
+MAX_LENGTH_MAX = 100_000
+PENALTY_MAX = 1000
+MAX_MEMBERS = 1000
+MAX_RULES = 20
+MOH_CLASS_PATTERN = LABEL_PATTERN
+_MOH_CLASS = re.compile(MOH_CLASS_PATTERN[1:-1])
+RULE_FIELDS = ("after_wait_s", "max_penalty", "min_skill_level")
+
+
+class InvalidQueue(ControllerError, ValueError):
+    """The queue is not valid."""
+
+    code = "invalid-queue"
+    status = 422
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """What a client says about a queue; the defaults are QueueConfig's."""
+
+    strategy: str = Strategy.LONGEST_IDLE.value
+    members: tuple[tuple[str, int], ...] = ()  # (agent_id, penalty), in member order
+    ring_timeout_s: int = 20
+    wrap_up_s: int = 0
+    max_misses_before_pause: int = 3
+    service_level_s: int = 20
+    max_wait_s: int | None = None
+    max_length: int | None = None
+    max_penalty: int | None = None
+    rules: tuple[dict[str, int], ...] = ()  # {after_wait_s, max_penalty?, min_skill_level?}
+    moh_class: str = "default"
+
+
+def queue_to_domain(record: QueueRecord) -> QueueConfig:
+    return QueueConfig(
+        name=record.name, strategy=Strategy(record.strategy), members=record.members,
+        ring_timeout_s=record.ring_timeout_s, wrap_up_s=record.wrap_up_s,
+        max_misses_before_pause=record.max_misses_before_pause,
+        service_level_s=record.service_level_s, max_wait_s=record.max_wait_s,
+        max_length=record.max_length, max_penalty=record.max_penalty,
+        rules=tuple(QueueRule(**rule) for rule in record.rules),
+    )
+
+
+class QueueService:
+    def __init__(self, db: Database, on_change: OnChange | None = None) -> None:
+        self._db = db
+        self.on_change = on_change
+
+    async def list(self) -> list[QueueRecord]:
+        async with self._db.connection() as conn:
+            return await store.list_queues(conn)
+
+    async def get(self, name: str) -> QueueRecord:
+        check_id(name, "queue name", InvalidQueue)
+        async with self._db.connection() as conn:
+            found = await store.get_queue(conn, name)
+        if found is None:
+            raise NotFound(f"no queue {name}")
+        return found
+
+    async def create(self, name: str, spec: QueueSpec) -> QueueRecord:
+        """A new queue; Conflict if the name is taken, InvalidQueue if a member is no agent."""
+        record = _validated(name, spec)
+        try:
+            async with self._db.connection() as conn:
+                await _check_members(conn, record)
+                created = await store.insert_queue(conn, record)
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(f"queue {name} exists; PUT /v1/queues/{name} replaces it") from exc
+        log.info("queue created", extra={"queue": name, "members": len(record.members)})
+        await self._changed()
+        return created
+
+    async def update(self, name: str, spec: QueueSpec) -> QueueRecord:
+        record = _validated(name, spec)
+        async with self._db.connection() as conn:
+            await _check_members(conn, record)
+            updated = await store.update_queue(conn, record)
+        if updated is None:
+            raise NotFound(f"no queue {name}")
+        log.info("queue updated", extra={"queue": name, "members": len(record.members)})
+        await self._changed()
+        return updated
+
+    async def delete(self, name: str) -> None:
+        check_id(name, "queue name", InvalidQueue)
+        async with self._db.connection() as conn:
+            deleted = await store.delete_queue(conn, name)
+        if not deleted:
+            raise NotFound(f"no queue {name}")
+        log.info("queue deleted", extra={"queue": name})
+        await self._changed()
+
+    @staticmethod
+    def to_domain(record: QueueRecord) -> QueueConfig:
+        return queue_to_domain(record)
+
+    async def all_configs(self) -> tuple[list[Agent], list[QueueConfig]]:
+        """Every live agent and every queue, from one snapshot, for the ACD to load."""
+        async with self._db.connection() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            agents = await store.list_agents(conn)
+            queues = await store.list_queues(conn)
+        return [agent_to_domain(a) for a in agents], [queue_to_domain(q) for q in queues]
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
+
+
+async def _check_members(conn: psycopg.AsyncConnection, record: QueueRecord) -> None:
+    ids = [agent_id for agent_id, _ in record.members]
+    live = await store.live_agents_for_share(conn, ids)
+    for i, agent_id in enumerate(ids):
+        if agent_id not in live:
+            raise InvalidQueue(f"members[{i}].agent_id: no agent {agent_id}")
+
+
+def _int(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidQueue(f"{what} must be an integer from {low} to {high}")
+    return value
+
+
+def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidQueue(f"{what} must be null or an integer from {low} to {high}")
+    return value
+
+
+def _rules(rules: object) -> tuple[dict[str, int], ...]:
+    if not isinstance(rules, (list, tuple)) or len(rules) > MAX_RULES:
+        raise InvalidQueue(f"rules must be a list of at most {MAX_RULES} rules")
+    out = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict) or "after_wait_s" not in rule or set(rule) - set(RULE_FIELDS):
+            raise InvalidQueue(f"rules[{i}] must be {{after_wait_s, max_penalty?, min_skill_level?}}")
+        checked: dict[str, Any] = {
+            "after_wait_s": _int(rule["after_wait_s"], f"rules[{i}].after_wait_s", 0, MAX_WAIT_MAX),
+            "max_penalty": _optional_int(rule.get("max_penalty"), f"rules[{i}].max_penalty", 0,
+                                         PENALTY_MAX),
+            "min_skill_level": _optional_int(rule.get("min_skill_level"), f"rules[{i}].min_skill_level",
+                                             MIN_SKILL_LEVEL, MAX_SKILL_LEVEL),
+        }
+        out.append({k: v for k, v in checked.items() if v is not None})
+    return tuple(out)
+
+
+def _validated(name: str, spec: QueueSpec) -> QueueRecord:
+    check_id(name, "queue name", InvalidQueue)
+    try:
+        strategy = Strategy(spec.strategy)
+    except ValueError as exc:
+        choices = ", ".join(s.value for s in Strategy)
+        raise InvalidQueue(f"strategy must be one of {choices}") from exc
+    members = tuple(spec.members)
+    if len(members) > MAX_MEMBERS:
+        raise InvalidQueue(f"members: at most {MAX_MEMBERS}")
+    seen: set[str] = set()
+    for i, (agent_id, penalty) in enumerate(members):
+        check_id(agent_id, f"members[{i}].agent_id", InvalidQueue)
+        _int(penalty, f"members[{i}].penalty", 0, PENALTY_MAX)
+        if agent_id in seen:
+            raise InvalidQueue(f"members[{i}].agent_id: agent {agent_id} is listed twice")
+        seen.add(agent_id)
+    if not isinstance(spec.moh_class, str) or not _MOH_CLASS.fullmatch(spec.moh_class):
+        raise InvalidQueue("moh_class must be 1 to 64 letters, digits, '_', '.' or '-'")
+    record = QueueRecord(
+        name=name, strategy=strategy.value,
+        ring_timeout_s=_int(spec.ring_timeout_s, "ring_timeout_s", 1, RING_TIMEOUT_MAX),
+        wrap_up_s=_int(spec.wrap_up_s, "wrap_up_s", 0, WRAP_UP_MAX),
+        max_misses_before_pause=_int(spec.max_misses_before_pause, "max_misses_before_pause", 0,
+                                     MISSES_MAX),
+        service_level_s=_int(spec.service_level_s, "service_level_s", 1, SERVICE_LEVEL_MAX),
+        max_wait_s=_optional_int(spec.max_wait_s, "max_wait_s", 1, MAX_WAIT_MAX),
+        max_length=_optional_int(spec.max_length, "max_length", 1, MAX_LENGTH_MAX),
+        max_penalty=_optional_int(spec.max_penalty, "max_penalty", 0, PENALTY_MAX),
+        rules=_rules(spec.rules), moh_class=spec.moh_class, members=members,
+    )
+    try:
+        queue_to_domain(record)  # QueueConfig's own checks, the last word
+    except ValueError as exc:
+        raise InvalidQueue(str(exc)) from exc
+    return record

@@ -1,0 +1,312 @@
+"""ACD configuration in Postgres: agents, queues with their members, and the agent state log.
+
+Functions take a connection (the caller owns the transaction) and return plain records; the
+services turn them into ``controller.domain.agents`` objects. Uniqueness is left to the
+database: an insert that clashes returns None (agents) or raises ``UniqueViolation`` (queues),
+which the services turn into 409.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+# ---- agents -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: str
+    name: str
+    device: str
+    skills: dict[str, int]
+    groups: tuple[str, ...]
+    created_at: datetime | None = None  # None until stored
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AgentRecord:
+        return cls(row["id"], row["name"], row["device"], dict(row["skills"]), tuple(row["groups"]),
+                   row["created_at"], row["updated_at"])
+
+
+_AGENT = "id, name, device, skills, groups, created_at, updated_at"
+
+LIST_AGENTS = f"SELECT {_AGENT} FROM agents WHERE deleted_at IS NULL ORDER BY id"
+
+GET_AGENT = f"SELECT {_AGENT} FROM agents WHERE id = %s AND deleted_at IS NULL"
+
+# Deleted agents included: their state log stays readable.
+AGENT_EVER_EXISTED = "SELECT 1 FROM agents WHERE id = %s"
+
+# A new agent, or the revival of a deleted one (its state log goes on); nothing if it is live.
+INSERT_AGENT = f"""
+INSERT INTO agents (id, name, device, skills, groups)
+VALUES (%(id)s, %(name)s, %(device)s, %(skills)s, %(groups)s)
+ON CONFLICT (id) DO UPDATE
+SET name = excluded.name, device = excluded.device, skills = excluded.skills,
+    groups = excluded.groups, created_at = now(), updated_at = now(), deleted_at = NULL
+WHERE agents.deleted_at IS NOT NULL
+RETURNING {_AGENT}
+"""
+
+UPDATE_AGENT = f"""
+UPDATE agents
+SET name = %(name)s, device = %(device)s, skills = %(skills)s, groups = %(groups)s,
+    updated_at = now()
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING {_AGENT}
+"""
+
+# Locks the agent against a queue adding it meanwhile (queue writes lock agents FOR SHARE).
+AGENT_FOR_UPDATE = "SELECT id FROM agents WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
+
+DELETE_AGENT = "UPDATE agents SET deleted_at = now(), updated_at = now() WHERE id = %s"
+
+QUEUES_OF_AGENT = "SELECT queue FROM queue_members WHERE agent_id = %s ORDER BY queue"
+
+
+def _agent_params(record: AgentRecord) -> dict[str, Any]:
+    return {"id": record.id, "name": record.name, "device": record.device,
+            "skills": Jsonb(record.skills), "groups": list(record.groups)}
+
+
+async def list_agents(conn: psycopg.AsyncConnection) -> list[AgentRecord]:
+    cursor = await conn.execute(LIST_AGENTS)
+    return [AgentRecord.of(row) for row in await cursor.fetchall()]
+
+
+async def get_agent(conn: psycopg.AsyncConnection, agent_id: str) -> AgentRecord | None:
+    cursor = await conn.execute(GET_AGENT, (agent_id,))
+    row = await cursor.fetchone()
+    return None if row is None else AgentRecord.of(row)
+
+
+async def agent_ever_existed(conn: psycopg.AsyncConnection, agent_id: str) -> bool:
+    cursor = await conn.execute(AGENT_EVER_EXISTED, (agent_id,))
+    return await cursor.fetchone() is not None
+
+
+async def insert_agent(conn: psycopg.AsyncConnection, record: AgentRecord) -> AgentRecord | None:
+    """The new (or revived) agent; None if a live agent has that id."""
+    cursor = await conn.execute(INSERT_AGENT, _agent_params(record))
+    row = await cursor.fetchone()
+    return None if row is None else AgentRecord.of(row)
+
+
+async def update_agent(conn: psycopg.AsyncConnection, record: AgentRecord) -> AgentRecord | None:
+    cursor = await conn.execute(UPDATE_AGENT, _agent_params(record))
+    row = await cursor.fetchone()
+    return None if row is None else AgentRecord.of(row)
+
+
+async def lock_agent(conn: psycopg.AsyncConnection, agent_id: str) -> bool:
+    """Lock a live agent for deletion; False if there is none."""
+    cursor = await conn.execute(AGENT_FOR_UPDATE, (agent_id,))
+    return await cursor.fetchone() is not None
+
+
+async def delete_agent(conn: psycopg.AsyncConnection, agent_id: str) -> None:
+    await conn.execute(DELETE_AGENT, (agent_id,))
+
+
+async def queues_of_agent(conn: psycopg.AsyncConnection, agent_id: str) -> list[str]:
+    cursor = await conn.execute(QUEUES_OF_AGENT, (agent_id,))
+    return [row["queue"] for row in await cursor.fetchall()]
+
+
+# ---- agent state log ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateRow:
+    """One agent state change: ``state`` from ``at`` on (``AgentState`` values)."""
+
+    agent_id: str
+    at: datetime
+    state: str
+    reason: str = ""
+    queue: str | None = None
+    call_id: str | None = None
+    id: int | None = None  # given by the database
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AgentStateRow:
+        return cls(row["agent_id"], row["at"], row["state"], row["reason"], row["queue"],
+                   row["call_id"], row["id"])
+
+
+_STATE = "id, agent_id, at, state, reason, queue, call_id"
+
+INSERT_AGENT_STATE = f"""
+INSERT INTO agent_state_log (agent_id, at, state, reason, queue, call_id)
+VALUES (%(agent_id)s, %(at)s, %(state)s, %(reason)s, %(queue)s, %(call_id)s)
+RETURNING {_STATE}
+"""
+
+# Each bound applies only when its parameter is not null; since inclusive, until exclusive.
+AGENT_STATE_LOG = f"""
+SELECT {_STATE} FROM agent_state_log
+WHERE agent_id = %(agent_id)s
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+ORDER BY at, id
+LIMIT %(limit)s
+"""
+
+
+async def insert_agent_state(conn: psycopg.AsyncConnection, row: AgentStateRow) -> AgentStateRow:
+    cursor = await conn.execute(INSERT_AGENT_STATE, {
+        "agent_id": row.agent_id, "at": row.at, "state": str(row.state), "reason": row.reason,
+        "queue": row.queue, "call_id": row.call_id,
+    })
+    inserted = await cursor.fetchone()
+    assert inserted is not None
+    return AgentStateRow.of(inserted)
+
+
+async def agent_state_log(conn: psycopg.AsyncConnection, agent_id: str, since: datetime | None,
+                          until: datetime | None, limit: int = 1000) -> list[AgentStateRow]:
+    """The agent's state changes in [since, until), oldest first."""
+    cursor = await conn.execute(AGENT_STATE_LOG, {
+        "agent_id": agent_id, "since": since, "until": until, "limit": limit})
+    return [AgentStateRow.of(row) for row in await cursor.fetchall()]
+
+
+# ---- queues -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    name: str
+    strategy: str
+    ring_timeout_s: int
+    wrap_up_s: int
+    max_misses_before_pause: int
+    service_level_s: int
+    max_wait_s: int | None
+    max_length: int | None
+    max_penalty: int | None
+    rules: tuple[dict[str, int], ...]  # {after_wait_s, max_penalty?, min_skill_level?}
+    moh_class: str
+    members: tuple[tuple[str, int], ...]  # (agent_id, penalty), in member order
+    created_at: datetime | None = None  # None until stored
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> QueueRecord:
+        return cls(row["name"], row["strategy"], row["ring_timeout_s"], row["wrap_up_s"],
+                   row["max_misses_before_pause"], row["service_level_s"], row["max_wait_s"],
+                   row["max_length"], row["max_penalty"], tuple(row["rules"]), row["moh_class"],
+                   tuple((agent_id, penalty) for agent_id, penalty in row["members"]),
+                   row["created_at"], row["updated_at"])
+
+
+_QUEUE_COLUMNS = ("name, strategy, ring_timeout_s, wrap_up_s, max_misses_before_pause, "
+                  "service_level_s, max_wait_s, max_length, max_penalty, rules, moh_class, "
+                  "created_at, updated_at")
+
+# A queue with its members as [[agent_id, penalty], ...] in member order.
+_QUEUE = f"""
+SELECT {_QUEUE_COLUMNS},
+       coalesce((SELECT jsonb_agg(jsonb_build_array(m.agent_id, m.penalty) ORDER BY m.position)
+                 FROM queue_members m WHERE m.queue = q.name), '[]') AS members
+FROM queues q
+"""
+
+LIST_QUEUES = f"{_QUEUE} ORDER BY name"
+
+GET_QUEUE = f"{_QUEUE} WHERE name = %s"
+
+INSERT_QUEUE = """
+INSERT INTO queues (name, strategy, ring_timeout_s, wrap_up_s, max_misses_before_pause,
+                    service_level_s, max_wait_s, max_length, max_penalty, rules, moh_class)
+VALUES (%(name)s, %(strategy)s, %(ring_timeout_s)s, %(wrap_up_s)s, %(max_misses_before_pause)s,
+        %(service_level_s)s, %(max_wait_s)s, %(max_length)s, %(max_penalty)s, %(rules)s,
+        %(moh_class)s)
+RETURNING name
+"""
+
+UPDATE_QUEUE = """
+UPDATE queues
+SET strategy = %(strategy)s, ring_timeout_s = %(ring_timeout_s)s, wrap_up_s = %(wrap_up_s)s,
+    max_misses_before_pause = %(max_misses_before_pause)s, service_level_s = %(service_level_s)s,
+    max_wait_s = %(max_wait_s)s, max_length = %(max_length)s, max_penalty = %(max_penalty)s,
+    rules = %(rules)s, moh_class = %(moh_class)s, updated_at = now()
+WHERE name = %(name)s
+RETURNING name
+"""
+
+DELETE_QUEUE = "DELETE FROM queues WHERE name = %s RETURNING name"
+
+DELETE_MEMBERS = "DELETE FROM queue_members WHERE queue = %s"
+
+INSERT_MEMBER = """
+INSERT INTO queue_members (queue, agent_id, penalty, position) VALUES (%s, %s, %s, %s)
+"""
+
+# The live agents among ``ids``, locked so none is deleted before the members are written.
+LIVE_AGENTS_FOR_SHARE = """
+SELECT id FROM agents WHERE id = ANY(%s) AND deleted_at IS NULL ORDER BY id FOR SHARE
+"""
+
+
+def _queue_params(record: QueueRecord) -> dict[str, Any]:
+    return {
+        "name": record.name, "strategy": record.strategy, "ring_timeout_s": record.ring_timeout_s,
+        "wrap_up_s": record.wrap_up_s, "max_misses_before_pause": record.max_misses_before_pause,
+        "service_level_s": record.service_level_s, "max_wait_s": record.max_wait_s,
+        "max_length": record.max_length, "max_penalty": record.max_penalty,
+        "rules": Jsonb(list(record.rules)), "moh_class": record.moh_class,
+    }
+
+
+async def list_queues(conn: psycopg.AsyncConnection) -> list[QueueRecord]:
+    cursor = await conn.execute(LIST_QUEUES)
+    return [QueueRecord.of(row) for row in await cursor.fetchall()]
+
+
+async def get_queue(conn: psycopg.AsyncConnection, name: str) -> QueueRecord | None:
+    cursor = await conn.execute(GET_QUEUE, (name,))
+    row = await cursor.fetchone()
+    return None if row is None else QueueRecord.of(row)
+
+
+async def live_agents_for_share(conn: psycopg.AsyncConnection, ids: list[str]) -> set[str]:
+    cursor = await conn.execute(LIVE_AGENTS_FOR_SHARE, (ids,))
+    return {row["id"] for row in await cursor.fetchall()}
+
+
+async def _replace_members(conn: psycopg.AsyncConnection, record: QueueRecord) -> None:
+    await conn.execute(DELETE_MEMBERS, (record.name,))
+    async with conn.cursor() as cursor:
+        await cursor.executemany(INSERT_MEMBER, [
+            (record.name, agent_id, penalty, position)
+            for position, (agent_id, penalty) in enumerate(record.members)])
+
+
+async def insert_queue(conn: psycopg.AsyncConnection, record: QueueRecord) -> QueueRecord:
+    """The new queue with its members; ``UniqueViolation`` if the name is taken."""
+    await conn.execute(INSERT_QUEUE, _queue_params(record))
+    await _replace_members(conn, record)
+    created = await get_queue(conn, record.name)
+    assert created is not None
+    return created
+
+
+async def update_queue(conn: psycopg.AsyncConnection, record: QueueRecord) -> QueueRecord | None:
+    cursor = await conn.execute(UPDATE_QUEUE, _queue_params(record))
+    if await cursor.fetchone() is None:
+        return None
+    await _replace_members(conn, record)
+    return await get_queue(conn, record.name)
+
+
+async def delete_queue(conn: psycopg.AsyncConnection, name: str) -> bool:
+    """Delete the queue and its members."""
+    cursor = await conn.execute(DELETE_QUEUE, (name,))
+    return await cursor.fetchone() is not None

@@ -1,0 +1,83 @@
+"""The ACD on the real Asterisk: a caller routed by a flow's queue node waits on hold, the
+queue's strategy rings agents' devices (Local channels that auto-answer or never answer), a
+missed offer goes to the next agent and pauses the one who missed it, the answering agent is
+bridged with the caller (checked in ARI), and the agent goes through wrap-up back to available.
+Agents, queues, flows and routes are created through the REST API."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.conftest import eventually
+from tests.integration.helpers import ended_call, event_kinds, flow, route
+
+pytestmark = pytest.mark.asterisk
+
+
+async def agent_state(client, agent_id: str) -> str:
+    return (await client.get(f"/v1/agents/{agent_id}/status")).json()["state"]
+
+
+async def test_a_queued_caller_reaches_the_next_agent_after_a_missed_offer(inbound, dtmf_phones, db_conn):
+    runtime, client = inbound
+    for agent_id, device in (("sleepy", "Local/1002@ccc-test-noanswer"),
+                             ("eager", "Local/1001@ccc-test-agent")):
+        created = await client.post("/v1/agents", json={"id": agent_id, "name": agent_id.title(),
+                                                        "device": device})
+        assert created.status_code == 201, created.text
+    queue = await client.post("/v1/queues", json={
+        "name": "support", "strategy": "linear", "ring_timeout_s": 2, "wrap_up_s": 1,
+        "max_misses_before_pause": 1,
+        "members": [{"agent_id": "sleepy", "penalty": 0}, {"agent_id": "eager", "penalty": 0}]})
+    assert queue.status_code == 201, queue.text
+    await flow(client, "to-support", {"q": {"type": "queue", "queue": "support", "priority": 5}}, "q")
+    await route(client, "support", "7600", "to-support")
+    for agent_id in ("sleepy", "eager"):
+        response = await client.post(f"/v1/agents/{agent_id}/login")
+        assert response.status_code == 200 and response.json()["state"] == "available", response.text
+
+    since = datetime.now(UTC)
+    phone = await dtmf_phones.call("7600", caller_id='"Erin" <5552222>')
+    await phone.wait_answered()
+
+    # Linear: sleepy rings first, does not answer in 2 s, is paused; eager answers.
+    async def bridged_with_eager() -> bool:
+        live = [c for c in runtime.calls.live_calls() if c.dialed == "7600"]
+        if not live or live[0].data.get("agent_id") != "eager":
+            return False
+        bridges = (await dtmf_phones.client.get("/bridges")).json()
+        return any(set(b["channels"]) >= {leg for leg in live[0].legs if leg.endswith(".eager")}
+                   and len(b["channels"]) == 2 for b in bridges)
+
+    await eventually(bridged_with_eager, 15, what="the caller bridged with agent eager")
+    assert await agent_state(client, "sleepy") == "paused"
+    assert await agent_state(client, "eager") == "on_call"
+
+    await asyncio.sleep(1)
+    await phone.hang_up()
+    call = await ended_call(runtime, db_conn, "7600", since)
+    assert call["data"]["agent_id"] == "eager" and call["data"]["queue"] == "support"
+    cursor = await db_conn.execute(
+        "SELECT id, role, answered_at, hangup_cause FROM legs WHERE call_id = %s ORDER BY created_at",
+        (call["id"],))
+    legs = await cursor.fetchall()
+    assert [leg["role"] for leg in legs] == ["caller", "agent", "agent"]
+    assert legs[1]["id"].endswith(".sleepy") and legs[1]["answered_at"] is None
+    assert legs[2]["id"].endswith(".eager") and legs[2]["answered_at"] is not None
+    kinds = [kind for kind, _ in await event_kinds(db_conn, call["id"])]
+    assert kinds.count("AgentOffered") == 2 and "AgentConnected" in kinds
+
+    # Wrap-up (1 s), then available again; every change is in the state log.
+    await eventually(lambda: _state_is(client, "eager", "available"), 10, what="eager back to available")
+    await runtime.records.flushed()
+    states = [s["state"] for s in (await client.get("/v1/agents/eager/states")).json()]
+    assert states[-4:] == ["reserved", "on_call", "wrap_up", "available"]
+    sleepy = [s["state"] for s in (await client.get("/v1/agents/sleepy/states")).json()]
+    assert sleepy[-2:] == ["reserved", "paused"]
+
+
+async def _state_is(client, agent_id: str, state: str) -> bool:
+    return await agent_state(client, agent_id) == state
