@@ -18,6 +18,7 @@ from controller.api.routes import (
     me,
     number_routes,
     prompts,
+    queue_live,
     queues,
     schedules,
     voicemails,
@@ -58,5 +59,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(voicemails.router)
     app.include_router(agent_state.router)
     app.include_router(agents.router)
+    app.include_router(queue_live.router)
     app.include_router(queues.router)
     return app

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -46,9 +47,21 @@ class CallLegs(Protocol):
 StateLog = Callable[[AgentStateRow], None]
 
 
+@dataclass(slots=True)
+class QueueCounters:
+    """Since the process started (daily roll-ups and history come with the reports issue)."""
+
+    answered: int = 0
+    answered_within_sl: int = 0
+    abandoned: int = 0
+    overflowed: int = 0
+    wait_answered_s: float = 0.0
+
+
 class AcdService:
     def __init__(self, state_log: StateLog | None = None) -> None:
         self.state = acd.AcdState()
+        self.counters: dict[str, QueueCounters] = {}
         self.legs: CallLegs | None = None
         self._state_log = state_log
         self._events: asyncio.Queue[acd.AcdEvent] = asyncio.Queue()
@@ -126,12 +139,14 @@ class AcdService:
                 self._idle.set()
             event = await self._events.get()
             now = datetime.now(UTC)
+            before = self.state
             try:
                 decision = acd.on_event(self.state, event, now, _new_id)
             except Exception:
                 log.exception("ACD engine failed on %r", event)
                 continue
             self.state = decision.state
+            self._count(before, event, decision.commands, now)
             for command in decision.commands:
                 try:
                     await self._execute(command, now)
@@ -168,6 +183,64 @@ class AcdService:
                     self._arm_wrap_up(agent_id, wrap_up_s)
             case acd.PauseAgent():
                 pass  # the engine has already moved the agent; its AgentStateChanged is logged
+
+    def _count(self, before: acd.AcdState, event: acd.AcdEvent, commands: tuple[acd.AcdCommand, ...],
+               now: datetime) -> None:
+        if isinstance(event, acd.CallAbandoned) and event.call_id in before.waiting:
+            self._counters(before.waiting[event.call_id].queue).abandoned += 1
+        for command in commands:
+            entry = before.waiting.get(getattr(command, "call_id", ""))
+            if entry is None:
+                continue
+            counters = self._counters(entry.queue)
+            if isinstance(command, acd.ConnectCall):
+                waited = (now - entry.entered_at).total_seconds()
+                counters.answered += 1
+                counters.wait_answered_s += waited
+                queue = self.state.queues.get(entry.queue)
+                if queue is not None and waited <= queue.service_level_s:
+                    counters.answered_within_sl += 1
+            elif isinstance(command, acd.Overflow):
+                counters.overflowed += 1
+
+    def _counters(self, queue: str) -> QueueCounters:
+        return self.counters.setdefault(queue, QueueCounters())
+
+    def queue_stats(self, name: str, now: datetime) -> dict[str, object]:
+        """Live figures of one queue: who waits, how long, agents by state, service level."""
+        queue = self.state.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no queue {name} in the ACD")
+        waiting = [e for e in self.state.waiting.values() if e.queue == name]
+        members = [self.state.agents[a] for a, _ in queue.members if a in self.state.agents]
+        by_state: dict[str, int] = {}
+        for agent in members:
+            by_state[agent.state.value] = by_state.get(agent.state.value, 0) + 1
+        counters = self._counters(name)
+        handled = counters.answered + counters.abandoned
+        return {
+            "queue": name,
+            "waiting": len(waiting),
+            "longest_wait_s": max(((now - e.entered_at).total_seconds() for e in waiting), default=0.0),
+            "agents": by_state,
+            "answered": counters.answered,
+            "abandoned": counters.abandoned,
+            "overflowed": counters.overflowed,
+            "average_wait_answered_s": (counters.wait_answered_s / counters.answered
+                                        if counters.answered else None),
+            "service_level_s": queue.service_level_s,
+            "service_level": counters.answered_within_sl / handled if handled else None,
+        }
+
+    def queue_calls(self, name: str, now: datetime) -> list[dict[str, object]]:
+        if name not in self.state.queues:
+            raise NotFound(f"no queue {name} in the ACD")
+        ringing = {o.call_id: o for o in self.state.offers.values()}
+        entries = sorted((e for e in self.state.waiting.values() if e.queue == name), key=lambda e: e.rank())
+        return [{"call_id": e.call_id, "position": i + 1, "priority": e.priority,
+                 "waited_s": (now - e.entered_at).total_seconds(), "skills": e.skills,
+                 "ringing": list(ringing[e.call_id].agent_ids) if e.call_id in ringing else []}
+                for i, e in enumerate(entries)]
 
     def _arm_wrap_up(self, agent_id: str, seconds: int) -> None:
         old = self._wrap_ups.pop(agent_id, None)

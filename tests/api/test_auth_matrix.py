@@ -66,6 +66,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("DELETE", "/v1/agents/{agent_id}"): WRITERS,
     ("GET", "/v1/agents/{agent_id}/states"): READERS,
     ("GET", "/v1/agents/{agent_id}/status"): AGENT_READERS,
+    ("GET", "/v1/queues/{name}/stats"): READERS,
+    ("GET", "/v1/queues/{name}/calls"): READERS,
     ("POST", "/v1/agents/{agent_id}/login"): WRITERS,
     ("POST", "/v1/agents/{agent_id}/logout"): WRITERS,
     ("POST", "/v1/agents/{agent_id}/pause"): WRITERS,

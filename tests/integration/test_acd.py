@@ -52,7 +52,15 @@ async def test_a_queued_caller_reaches_the_next_agent_after_a_missed_offer(inbou
         return any(set(b["channels"]) >= {leg for leg in live[0].legs if leg.endswith(".eager")}
                    and len(b["channels"]) == 2 for b in bridges)
 
+    # While sleepy rings, the caller is first (and only) in line, ringing sleepy.
+    waiting = (await client.get("/v1/queues/support/calls")).json()
+    assert len(waiting) == 1 and waiting[0]["position"] == 1 and waiting[0]["priority"] == 5
+
     await eventually(bridged_with_eager, 15, what="the caller bridged with agent eager")
+    stats = (await client.get("/v1/queues/support/stats")).json()
+    assert (stats["waiting"], stats["answered"], stats["abandoned"]) == (0, 1, 0)
+    assert stats["agents"] == {"paused": 1, "on_call": 1}
+    assert stats["average_wait_answered_s"] >= 2  # sleepy's 2 s ring timeout came first
     assert await agent_state(client, "sleepy") == "paused"
     assert await agent_state(client, "eager") == "on_call"
 
