@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -30,6 +31,19 @@ from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 
 log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 15.0
+
+
+def _pending_tasks() -> str:
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task() or task.done():
+            continue
+        frames = task.get_stack(limit=4)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        lines.append(f"  {task.get_name()}: {where}")
+    return "\n".join(lines)
 
 
 @dataclass(slots=True)
@@ -71,12 +85,17 @@ class Runtime:
         self.acd.configure(agents, queues)
 
     async def close(self) -> None:
-        await self.switch.close()
-        await self.acd.close()
-        await self.calls.close()
-        await self.records.close()
-        await self.live.close()
-        await self.db.close()
+        # Shutdown is bounded: a part that does not close in time is logged with what every
+        # pending task was doing, and shutdown goes on.
+        for name, close in (("switch", self.switch.close), ("acd", self.acd.close),
+                            ("calls", self.calls.close), ("records", self.records.close),
+                            ("live state", self.live.close), ("database", self.db.close)):
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await close()
+            except TimeoutError:
+                log.error("shutdown: %s did not close within %g s; pending tasks:\n%s",
+                          name, CLOSE_TIMEOUT_S, _pending_tasks())
 
 
 def build_runtime(settings: Settings) -> Runtime:
