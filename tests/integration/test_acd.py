@@ -89,3 +89,40 @@ async def test_a_queued_caller_reaches_the_next_agent_after_a_missed_offer(inbou
 
 async def _state_is(client, agent_id: str, state: str) -> bool:
     return await agent_state(client, agent_id) == state
+
+
+async def test_ring_all_rings_every_free_agent_and_the_first_answer_wins(inbound, dtmf_phones, db_conn):
+    runtime, client = inbound
+    for agent_id, device in (("ra-slow", "Local/1003@ccc-test-noanswer"),
+                             ("ra-fast", "Local/1004@ccc-test-agent")):
+        created = await client.post("/v1/agents", json={"id": agent_id, "name": agent_id, "device": device})
+        assert created.status_code == 201, created.text
+    queue = await client.post("/v1/queues", json={
+        "name": "everyone", "strategy": "ring_all", "ring_timeout_s": 10,
+        "members": [{"agent_id": "ra-slow", "penalty": 0}, {"agent_id": "ra-fast", "penalty": 0}]})
+    assert queue.status_code == 201, queue.text
+    await flow(client, "to-everyone", {"q": {"type": "queue", "queue": "everyone"}}, "q")
+    await route(client, "everyone", "7700", "to-everyone")
+    for agent_id in ("ra-slow", "ra-fast"):
+        assert (await client.post(f"/v1/agents/{agent_id}/login")).status_code == 200
+
+    since = datetime.now(UTC)
+    phone = await dtmf_phones.call("7700")
+    await phone.wait_answered()
+
+    async def connected() -> bool:
+        live = [c for c in runtime.calls.live_calls() if c.dialed == "7700"]
+        return bool(live) and live[0].data.get("agent_id") == "ra-fast"
+
+    await eventually(connected, 10, what="ra-fast to take the call")
+    # The other agent's ringing leg is withdrawn; it is free again, not counted as a miss.
+    await eventually(lambda: _state_is(client, "ra-slow", "available"), 5, what="ra-slow freed")
+    assert (await client.get("/v1/agents/ra-slow/status")).json()["missed_in_a_row"] == 0
+    await phone.hang_up()
+    call = await ended_call(runtime, db_conn, "7700", since)
+    cursor = await db_conn.execute(
+        "SELECT id, created_at, answered_at FROM legs WHERE call_id = %s AND role = 'agent'", (call["id"],))
+    legs = {row["id"].rsplit(".", 1)[1]: row for row in await cursor.fetchall()}
+    assert set(legs) == {"ra-slow", "ra-fast"}
+    assert abs((legs["ra-slow"]["created_at"] - legs["ra-fast"]["created_at"]).total_seconds()) < 1
+    assert legs["ra-fast"]["answered_at"] is not None and legs["ra-slow"]["answered_at"] is None
