@@ -34,7 +34,14 @@ from controller.domain.calls import (
     apply_leg,
     settle_call,
 )
-from controller.domain.errors import ControllerError, LegGone, StorageUnavailable, SwitchError
+from controller.domain.errors import (
+    Conflict,
+    ControllerError,
+    LegGone,
+    NotFound,
+    StorageUnavailable,
+    SwitchError,
+)
 from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
 from controller.services.drivers import Driver, GreetingDriver
@@ -297,6 +304,32 @@ class CallService:
             case _:
                 return False
         return True
+
+    # ---- call control from the API --------------------------------------------------------
+
+    async def hang_up(self, call_id: str) -> None:
+        """Hang up every leg of a live call (the records follow from the switch's events)."""
+        session = self._require(call_id)
+        for leg in session.call.live_legs():
+            await self._execute(session, c.Hangup(leg.id))
+
+    async def hold(self, call_id: str, on: bool) -> None:
+        """Put the caller on hold (music on hold to the caller) or take the call off hold."""
+        session = self._require(call_id)
+        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
+        if not callers:
+            raise Conflict(f"call {call_id} has no caller to hold")
+        command: c.Command = c.StartMusicOnHold(callers[0].id) if on else c.StopMusicOnHold(callers[0].id)
+        await self._switch.execute(command)
+        session.call.data["on_hold"] = "yes" if on else "no"
+        self._records.put(CallEventRow(call_id, callers[0].id, datetime.now(UTC),
+                                       "CallHeld" if on else "CallResumed", {}))
+
+    def _require(self, call_id: str) -> CallSession:
+        session = self._sessions.get(call_id)
+        if session is None:
+            raise NotFound(f"no live call {call_id} on this controller")
+        return session
 
     # ---- the ACD's side: offers to agents, connections, overflow --------------------------
 

@@ -118,8 +118,19 @@ async def test_ring_all_rings_every_free_agent_and_the_first_answer_wins(inbound
     # The other agent's ringing leg is withdrawn; it is free again, not counted as a miss.
     await eventually(lambda: _state_is(client, "ra-slow", "available"), 5, what="ra-slow freed")
     assert (await client.get("/v1/agents/ra-slow/status")).json()["missed_in_a_row"] == 0
-    await phone.hang_up()
+    # Call control through the API: hold, unhold, then the CRM hangs the call up.
+    call_id = next(c.id for c in runtime.calls.live_calls() if c.dialed == "7700")
+    for action in ("hold", "unhold"):
+        response = await client.post(f"/v1/calls/{call_id}/{action}")
+        assert response.status_code == 202, response.text
+    hung = await client.post(f"/v1/calls/{call_id}/hangup")
+    assert hung.status_code == 202
+    await phone.wait_gone()
     call = await ended_call(runtime, db_conn, "7700", since)
+    kinds = [kind for kind, _ in await event_kinds(db_conn, call["id"])]
+    assert kinds.index("CallHeld") < kinds.index("CallResumed")
+    missing = await client.post(f"/v1/calls/{call_id}/hangup")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     cursor = await db_conn.execute(
         "SELECT id, created_at, answered_at FROM legs WHERE call_id = %s AND role = 'agent'", (call["id"],))
     legs = {row["id"].rsplit(".", 1)[1]: row for row in await cursor.fetchall()}

@@ -92,3 +92,38 @@ async def get_call(
     _: object = Depends(READERS),
 ) -> dict[str, Any]:
     return await runtime.call_records.get(call_id)
+
+
+ACTORS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION)
+CallId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class Accepted(BaseModel):
+    call_id: str
+    action: str
+
+
+@router.post("/{call_id}/hangup", status_code=202, response_model=Accepted,
+             summary="Hang up every leg of a live call; its end comes as call records",
+             responses=problems(401, 403, 404, 422, 503))
+async def hang_up(call_id: CallId, runtime: Runtime = Depends(get_runtime),
+                  _: object = Depends(ACTORS)) -> Accepted:
+    await runtime.calls.hang_up(call_id)
+    return Accepted(call_id=call_id, action="hangup")
+
+
+@router.post("/{call_id}/hold", status_code=202, response_model=Accepted,
+             summary="Put the caller on hold (music on hold)",
+             responses=problems(401, 403, 404, 409, 422, 503))
+async def hold(call_id: CallId, runtime: Runtime = Depends(get_runtime),
+               _: object = Depends(ACTORS)) -> Accepted:
+    await runtime.calls.hold(call_id, on=True)
+    return Accepted(call_id=call_id, action="hold")
+
+
+@router.post("/{call_id}/unhold", status_code=202, response_model=Accepted,
+             summary="Take the caller off hold", responses=problems(401, 403, 404, 409, 422, 503))
+async def unhold(call_id: CallId, runtime: Runtime = Depends(get_runtime),
+                 _: object = Depends(ACTORS)) -> Accepted:
+    await runtime.calls.hold(call_id, on=False)
+    return Accepted(call_id=call_id, action="unhold")
