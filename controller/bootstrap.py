@@ -125,6 +125,7 @@ def build_runtime(settings: Settings) -> Runtime:
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd)
+    acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,

@@ -23,7 +23,7 @@ from controller.backoff import stop_task
 from controller.domain.agents import Agent, AgentState, QueueConfig
 from controller.domain.errors import NotFound
 from controller.engines import acd
-from controller.storage.records import AgentStateRow
+from controller.storage.acd import AgentStateRow
 
 log = logging.getLogger(__name__)
 

@@ -112,8 +112,6 @@ class CallService:
         self._voicemails = voicemails
         self._lookups = lookups or Lookups()
         self._acd = acd
-        if acd is not None:
-            acd.legs = self
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()

@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 
 from controller.domain.calls import Call, Leg
+from controller.storage.acd import INSERT_AGENT_STATE, AgentStateRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +90,6 @@ class AuditRow:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class AgentStateRow:
-    agent_id: str
-    at: datetime
-    state: str
-    reason: str
-    queue: str | None
-    call_id: str | None
-
-
 Row = CallRow | LegRow | CallEventRow | AuditRow | AgentStateRow
 
 UPSERT_CALL = """
@@ -141,13 +132,8 @@ VALUES (%(at)s, %(key_id)s, %(key_name)s, %(role)s, %(method)s, %(path)s, %(acti
         %(target)s, %(status)s, %(client_ip)s, %(request_id)s, %(detail)s)
 """
 
-INSERT_AGENT_STATE = """
-INSERT INTO agent_state_log (agent_id, at, state, reason, queue, call_id)
-VALUES (%(agent_id)s, %(at)s, %(state)s, %(reason)s, %(queue)s, %(call_id)s)
-"""
-
 _SQL: dict[type, str] = {
-    AgentStateRow: INSERT_AGENT_STATE,
+    AgentStateRow: INSERT_AGENT_STATE,  # the ACD's state changes, written like call records
     CallRow: UPSERT_CALL,
     LegRow: UPSERT_LEG,
     CallEventRow: INSERT_CALL_EVENT,
@@ -199,10 +185,4 @@ async def list_calls(conn: psycopg.AsyncConnection, *, state: str | None, since:
 async def call_events(conn: psycopg.AsyncConnection, call_id: str) -> list[dict[str, Any]]:
     cursor = await conn.execute(
         "SELECT leg_id, at, kind, data FROM call_events WHERE call_id = %s ORDER BY id", (call_id,))
-    return await cursor.fetchall()
-
-
-async def unfinished_calls(conn: psycopg.AsyncConnection, switch: str) -> list[dict[str, Any]]:
-    cursor = await conn.execute(
-        "SELECT id FROM calls WHERE state <> 'ended' AND switch = %s", (switch,))
     return await cursor.fetchall()
