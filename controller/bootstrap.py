@@ -25,6 +25,7 @@ from controller.services.queues import QueueService
 from controller.services.schedules import ScheduleService
 from controller.services.voicemails import VoicemailService
 from controller.settings import Settings
+from controller.storage.acd_log import AcdLog
 from controller.storage.db import Database
 from controller.storage.limits import ConcurrencyLimits
 from controller.storage.live import LiveStore
@@ -71,8 +72,8 @@ class Runtime:
         await self.db.open()
         await self.records.start()
         await self.live.start()
-        await self.reload_acd()
         await self.acd.start()
+        await self.reload_acd()
         await self.switch.start()
 
     async def reload_acd(self) -> None:
@@ -82,7 +83,11 @@ class Runtime:
         except ControllerError as exc:
             log.error("ACD configuration not loaded: %s", exc.detail)
             return
-        self.acd.configure(agents, queues)
+        try:
+            await self.acd.configure(agents, queues)
+        except TimeoutError:
+            log.error("ACD configuration not applied yet (the shared log in Redis is slow or away); "
+                      "it is applied when Redis answers")
 
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
@@ -112,7 +117,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # ACD configuration; on_change will be the live ACD's reload.
     agents = AgentService(db, on_change=None)
     queues = QueueService(db, on_change=None)
-    acd = AcdService(state_log=records.put)
+    acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put)
     calls: CallService
 
     def deliver(event: e.Event) -> None:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     ari_user: str = "ccc"
     ari_password: SecretStr = SecretStr("ccc-local")
     ari_app: Annotated[str, AfterValidator(_stasis_app_name)] = "ccc"
+    # Controller processes with the same cluster name share agents and queues (through Redis);
+    # each needs its own ari_app, which also names the process in the shared ACD log.
+    acd_cluster: Annotated[str, AfterValidator(_stasis_app_name)] = "ccc"
 
     # Asterisk Manager Interface
     ami_host: str = "127.0.0.1"

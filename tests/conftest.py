@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def make_settings(**overrides: object) -> Settings:
         "readiness_timeout": 1.0,
         "prompts_dir": str(TEST_MEDIA / "prompts"),
         "recordings_dir": str(TEST_MEDIA / "recordings"),
+        # Each runtime its own ACD log in Redis unless a test shares one on purpose.
+        "acd_cluster": f"t{uuid.uuid4().hex[:12]}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

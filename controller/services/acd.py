@@ -1,33 +1,54 @@
-"""The live ACD: one task runs the pure engine (engines/acd.py) over a queue of events.
+"""The live ACD, shared by every controller process through a log in Redis.
 
-Events come from the call service (a caller queued, an agent's phone answered or not, a call
-ended), from the API (login, logout, pause) and from a one-second tick (wait-time rules and
-max wait). The engine's commands go back out: offers and connections to the call service,
-agent state changes to the state log and the wrap-up timer.
+The pure engine (engines/acd.py) decides; this service feeds it. Every process appends the
+ACD events of its own calls and agents (a caller queued, an agent's phone answered or not, a
+call ended, login, logout, pause) to one Redis stream (storage/acd_log.py) and applies the
+whole stream, in the stream's order, to its own copy of the state. All copies are the same,
+because the engine is a function of the events: the time of an event is the stream's clock
+(its entry id), ids are made from the entry id, and configuration changes travel in the
+stream too. The stream's order is what makes reservations atomic across processes.
 
-State is held by this process, so one controller process runs the ACD for its calls; sharing
-agents between processes (atomic reservation in Redis) is the next step of issue 5.
+Of the engine's commands each process carries out only its own: offers, connections and
+overflows of the calls it holds (the process that queued the caller), and the agent state log
+of the events it appended. The leader (a lease in Redis) appends the clock ticks (wait-time
+rules, max wait), ends wrap-ups whose timer died with their process, writes snapshots and the
+day's queue figures, and declares a process lost when its heartbeat key has expired: the
+callers that process held leave the queues and the agents it had ringing are freed.
+
+While Redis is away, events wait in memory (in order) and nothing is routed; callers stay on
+hold. Routing resumes where it stopped when Redis returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from controller.backoff import stop_task
+from controller.backoff import Backoff, stop_task
 from controller.domain.agents import Agent, AgentState, QueueConfig
-from controller.domain.errors import NotFound
+from controller.domain.errors import NotFound, StorageUnavailable
 from controller.engines import acd
 from controller.storage.acd import AgentStateRow
+from controller.storage.acd_log import AcdLog, stream_position
+from controller.storage.codec import DecodeError, decode, encode
 
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+LEASE_MS = 3_000
+HEARTBEAT_MS = 5_000
+SNAPSHOT_EVERY_S = 5.0
+READ_BLOCK_MS = 1_000
+# A wrap-up is ended by the leader when its own timer has not done it this long after its end.
+WRAP_UP_GRACE = timedelta(seconds=2)
+
+_EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in acd.AcdEvent.__args__}  # type: ignore[attr-defined]
 
 
 class CallLegs(Protocol):
@@ -49,7 +70,7 @@ StateLog = Callable[[AgentStateRow], None]
 
 @dataclass(slots=True)
 class QueueCounters:
-    """Since the process started (daily roll-ups and history come with the reports issue)."""
+    """One queue's figures for one day (UTC)."""
 
     answered: int = 0
     answered_within_sl: int = 0
@@ -58,55 +79,125 @@ class QueueCounters:
     wait_answered_s: float = 0.0
 
 
+@dataclass(slots=True)
+class Replica:
+    """Everything applying the log builds: the same in every process at the same entry."""
+
+    state: acd.AcdState = field(default_factory=acd.AcdState)
+    counters: dict[str, QueueCounters] = field(default_factory=dict)
+    day: str = ""
+    owners: dict[str, str] = field(default_factory=dict)  # call id -> process holding the call
+
+
 class AcdService:
-    def __init__(self, state_log: StateLog | None = None) -> None:
-        self.state = acd.AcdState()
-        self.counters: dict[str, QueueCounters] = {}
+    def __init__(self, acd_log: AcdLog, node: str, state_log: StateLog | None = None, *,
+                 tick_s: float = TICK_S, heartbeat_ms: int = HEARTBEAT_MS) -> None:
+        self.node = node
         self.legs: CallLegs | None = None
+        self._log = acd_log
         self._state_log = state_log
-        self._events: asyncio.Queue[acd.AcdEvent] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._tick_s = tick_s
+        self._heartbeat_ms = heartbeat_ms
+        self._replica = Replica()
+        self.applied_id = "0-0"
+        self._outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._last_appended = "0-0"
+        self._applied = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
         self._wrap_ups: dict[str, asyncio.TimerHandle] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._declared_lost: set[str] = set()
+        self.is_leader = False
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._snapshot_id = ""
+        self._snapshot_at = 0.0
+
+    @property
+    def state(self) -> acd.AcdState:
+        return self._replica.state
+
+    @property
+    def counters(self) -> dict[str, QueueCounters]:
+        return self._replica.counters
+
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
 
     # ---- configuration and life cycle ------------------------------------------------
 
-    def configure(self, agents: list[Agent], queues: list[QueueConfig]) -> None:
-        """Take the configured agents and queues; live state of known agents is kept."""
-        kept = {}
-        for agent in agents:
-            live = self.state.agents.get(agent.id)
-            if live is not None:
-                agent.state, agent.state_since = live.state, live.state_since
-                agent.last_call_ended_at, agent.calls_taken = live.last_call_ended_at, live.calls_taken
-                agent.talk_seconds, agent.missed_in_a_row = live.talk_seconds, live.missed_in_a_row
-                agent.paused_reason, agent.wrap_up_until = live.paused_reason, live.wrap_up_until
-            kept[agent.id] = agent
-        self.state.agents = kept
-        self.state.queues = {q.name: q for q in queues}
+    async def configure(self, agents: list[Agent], queues: list[QueueConfig]) -> None:
+        """Take the configured agents and queues (in every process); live state of known
+        agents is kept."""
+        if not self.started:
+            _configure(self._replica.state, agents, queues)
+            return
+        self._append({"kind": "configure", "agents": encode(agents), "queues": encode(queues)})
+        await self.settled()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="acd")
-            self._ticker = asyncio.create_task(self._tick(), name="acd-tick")
+        if self.started:
+            return
+        self._stopping = False
+        self._stop = asyncio.Event()
+        try:
+            saved = await self._log.load_snapshot()
+        except StorageUnavailable as exc:
+            log.error("ACD snapshot not read (%s); the log is read from its start", exc.detail)
+            saved = None
+        if saved is not None:
+            last_id, state = saved
+            try:
+                self._replica = _restore(state)
+                self.applied_id = last_id
+            except (DecodeError, KeyError) as exc:
+                log.error("ACD snapshot unreadable (%s); the log is read from its start", exc)
+        self._tasks = [asyncio.create_task(self._publish(), name="acd-publish"),
+                       asyncio.create_task(self._consume(), name="acd-consume"),
+                       asyncio.create_task(self._keep_time(), name="acd-lead")]
+        log.info("ACD started as %s from log entry %s", self.node, self.applied_id)
 
     async def close(self) -> None:
-        await stop_task(self._ticker)
-        await stop_task(self._task)
-        self._task = self._ticker = None
+        # The loops are told to stop and end between two Redis commands: cancelling redis-py
+        # in the middle of one (a blocking XREAD above all) can hang. Events still waiting to
+        # be written are written first, within the same bound.
+        self._stopping = True
+        self._stop.set()
+        self._outgoing.put_nowait(None)
+        for task in self._tasks:
+            try:
+                async with asyncio.timeout(READ_BLOCK_MS / 1000 + 2):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                log.error("ACD task %s did not stop; cancelling it", task.get_name())
+                await stop_task(task)
+            except Exception:
+                log.exception("ACD task %s failed", task.get_name())
+        self._tasks = []
         for timer in self._wrap_ups.values():
             timer.cancel()
+        if self.is_leader:
+            try:
+                await self._log.resign(self.node)
+            except StorageUnavailable:
+                pass
+            self.is_leader = False
 
     def submit(self, event: acd.AcdEvent) -> None:
-        self._idle.clear()
-        self._events.put_nowait(event)
+        """Append an event to the shared log (never blocks; written in order)."""
+        self._append({"kind": "event", "event": {"type": type(event).__name__, **encode(event)}})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        entry["node"] = self.node
+        self._outgoing.put_nowait(entry)
 
     async def settled(self, timeout: float = 5.0) -> None:
-        """Wait until every event submitted so far has been handled (for tests and tools)."""
+        """Wait until every event this process submitted so far has been applied here."""
         async with asyncio.timeout(timeout):
-            await self._idle.wait()
+            await self._outgoing.join()
+            target = stream_position(self._last_appended)
+            async with self._applied:
+                await self._applied.wait_for(lambda: stream_position(self.applied_id) >= target)
 
     def agent(self, agent_id: str) -> Agent | None:
         return self.state.agents.get(agent_id)
@@ -125,33 +216,105 @@ class AcdService:
         await self.settled()
         return self.state.agents[agent_id]
 
-    # ---- the loop ---------------------------------------------------------------------
+    # ---- writing to the log ---------------------------------------------------------------
 
-    async def _tick(self) -> None:
+    async def _publish(self) -> None:
+        backoff = Backoff(0.2, 5.0)
         while True:
-            await asyncio.sleep(TICK_S)
-            if self.state.waiting:
-                self.submit(acd.Tick())
+            entry = await self._outgoing.get()
+            if entry is None:  # close(): everything before it has been written (or given up)
+                self._outgoing.task_done()
+                return
+            while True:
+                try:
+                    self._last_appended = await self._log.append(entry)
+                    backoff.reset()
+                    break
+                except StorageUnavailable as exc:
+                    if self._stopping:
+                        log.error("ACD event lost at shutdown, Redis is away: %r", entry)
+                        break
+                    log.warning("ACD log not written (%s); %d events wait, retrying in %.1f s",
+                                exc.detail, self._outgoing.qsize() + 1, backoff.delay)
+                    await self._pause(backoff)
+            self._outgoing.task_done()
 
-    async def _run(self) -> None:
-        while True:
-            if self._events.empty():
-                self._idle.set()
-            event = await self._events.get()
-            now = datetime.now(UTC)
-            before = self.state
+    # ---- reading the log: every process applies every entry, in order ----------------------
+
+    async def _consume(self) -> None:
+        backoff = Backoff(0.2, 5.0)
+        while not self._stopping:
             try:
-                decision = acd.on_event(self.state, event, now, _new_id)
-            except Exception:
-                log.exception("ACD engine failed on %r", event)
+                entries = await self._log.read(self.applied_id, READ_BLOCK_MS)
+                backoff.reset()
+            except StorageUnavailable as exc:
+                log.warning("ACD log not read (%s); routing waits, retrying in %.1f s",
+                            exc.detail, backoff.delay)
+                await self._pause(backoff)
                 continue
-            self.state = decision.state
-            self._count(before, event, decision.commands, now)
-            for command in decision.commands:
+            for entry_id, entry in entries:
+                try:
+                    await self._apply(entry_id, entry)
+                except Exception:
+                    log.exception("ACD log entry %s not applied: %r", entry_id, entry)
+                self.applied_id = entry_id
+            if entries:
+                async with self._applied:
+                    self._applied.notify_all()
+
+    async def _apply(self, entry_id: str, entry: dict[str, Any]) -> None:
+        millis, _ = stream_position(entry_id)
+        now = datetime.fromtimestamp(millis / 1000, UTC)
+        publisher = str(entry.get("node", ""))
+        numbers = itertools.count(1)
+
+        def ids(prefix: str) -> str:
+            return f"{prefix}-{entry_id}-{next(numbers)}"
+
+        match entry.get("kind"):
+            case "configure":
+                _configure(self.state, decode(list[Agent], entry["agents"]),
+                           decode(list[QueueConfig], entry["queues"]))
+            case "event":
+                fields = dict(entry["event"])
+                kind = _EVENT_TYPES[fields.pop("type")]
+                event = decode(kind, fields)
+                if isinstance(event, acd.CallQueued):
+                    # Waits are counted from the log's clock, so callers held by different
+                    # processes are first-in-first-out in the order the log got them.
+                    event = acd.CallQueued(replace(event.entry, entered_at=now))
+                    self._replica.owners[event.entry.call_id] = publisher
+                await self._decide(event, now, ids, publisher)
+            case "lost":
+                lost = str(entry["lost"])
+                log.warning("process %s is lost: its queued callers leave and its offers end", lost)
+                for queued in self.state.ordered_waiting():
+                    if self._replica.owners.get(queued.call_id) == lost:
+                        await self._decide(acd.CallAbandoned(queued.call_id), now, ids, publisher)
+            case other:
+                log.error("ACD log entry %s of unknown kind %r skipped", entry_id, other)
+
+    async def _decide(self, event: acd.AcdEvent, now: datetime, ids: acd.Ids, publisher: str) -> None:
+        before = self.state
+        decision = acd.on_event(before, event, now, ids)
+        self._replica.state = decision.state
+        self._count(before, event, decision.commands, now)
+        owners = self._replica.owners
+        for command in decision.commands:
+            call_id = getattr(command, "call_id", None)
+            if isinstance(command, acd.CancelOffer):
+                offer = before.offers.get(command.offer_id)
+                call_id = offer.call_id if offer else None
+            mine = (owners.get(call_id) == self.node) if call_id else (publisher == self.node)
+            if mine:
                 try:
                     await self._execute(command, now)
                 except Exception:
                     log.exception("ACD command failed: %r", command)
+        state = self._replica.state
+        talking = {call for call, _ in state.talking.values()}
+        for call_id in [c for c in owners if c not in state.waiting and c not in talking]:
+            del owners[call_id]
 
     async def _execute(self, command: acd.AcdCommand, now: datetime) -> None:
         legs = self.legs
@@ -184,8 +347,59 @@ class AcdService:
             case acd.PauseAgent():
                 pass  # the engine has already moved the agent; its AgentStateChanged is logged
 
+    # ---- the leader's clock, snapshots and lost processes ----------------------------------
+
+    async def _pause(self, backoff: Backoff) -> None:
+        """Back off, or less when the service is stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(backoff.delay):
+                await self._stop.wait()
+        backoff.delay = min(backoff.delay * 2, backoff.maximum)
+
+    async def _keep_time(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                await self._log.heartbeat(self.node, self._heartbeat_ms)
+                leading = await self._log.lead(self.node, LEASE_MS)
+                if leading != self.is_leader:
+                    log.info("ACD leader: %s %s", self.node, "takes the lead" if leading else "lost the lead")
+                    self.is_leader = leading
+                if leading:
+                    await self._lead(loop.time())
+            except StorageUnavailable as exc:
+                if self.is_leader:
+                    log.warning("ACD leader lease not renewed: %s", exc.detail)
+                self.is_leader = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick_s):
+                    await self._stop.wait()
+
+    async def _lead(self, clock: float) -> None:
+        state = self.state
+        if state.waiting:
+            self._append({"kind": "event", "event": {"type": "Tick"}})
+        overdue = datetime.now(UTC) - WRAP_UP_GRACE
+        for agent in state.agents.values():
+            if agent.state is AgentState.WRAP_UP and agent.wrap_up_until and agent.wrap_up_until < overdue:
+                self.submit(acd.WrapUpEnded(agent.id))
+        holders = set(self._replica.owners.values()) - {self.node}
+        alive = await self._log.alive(holders)
+        self._declared_lost &= holders - alive
+        for lost in sorted(holders - alive - self._declared_lost):
+            self._declared_lost.add(lost)
+            self._append({"kind": "lost", "lost": lost})
+        if self.applied_id != self._snapshot_id and clock - self._snapshot_at >= SNAPSHOT_EVERY_S:
+            self._snapshot_id, self._snapshot_at = self.applied_id, clock
+            await self._log.save_snapshot(self.applied_id, encode(self._replica))
+            await self._log.save_queue_figures(self._replica.day, {
+                name: self.queue_stats(name, datetime.now(UTC)) for name in state.queues})
+
     def _count(self, before: acd.AcdState, event: acd.AcdEvent, commands: tuple[acd.AcdCommand, ...],
                now: datetime) -> None:
+        day = now.date().isoformat()
+        if day != self._replica.day:
+            self._replica.day, self._replica.counters = day, {}
         if isinstance(event, acd.CallAbandoned) and event.call_id in before.waiting:
             self._counters(before.waiting[event.call_id].queue).abandoned += 1
         for command in commands:
@@ -251,5 +465,20 @@ class AcdService:
             max(seconds, 0), lambda: self.submit(acd.WrapUpEnded(agent_id)))
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+def _configure(state: acd.AcdState, agents: list[Agent], queues: list[QueueConfig]) -> None:
+    kept = {}
+    for agent in agents:
+        live = state.agents.get(agent.id)
+        if live is not None:
+            agent.state, agent.state_since = live.state, live.state_since
+            agent.last_call_ended_at, agent.calls_taken = live.last_call_ended_at, live.calls_taken
+            agent.talk_seconds, agent.missed_in_a_row = live.talk_seconds, live.missed_in_a_row
+            agent.paused_reason, agent.wrap_up_until = live.paused_reason, live.wrap_up_until
+            agent.pause_requested = live.pause_requested
+        kept[agent.id] = agent
+    state.agents = kept
+    state.queues = {q.name: q for q in queues}
+
+
+def _restore(saved: dict[str, Any]) -> Replica:
+    return decode(Replica, saved)
