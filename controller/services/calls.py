@@ -35,7 +35,6 @@ from controller.domain.calls import (
     settle_call,
 )
 from controller.domain.errors import (
-    Conflict,
     ControllerError,
     LegGone,
     NotFound,
@@ -44,6 +43,7 @@ from controller.domain.errors import (
 )
 from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
+from controller.services.call_snapshot import restore, snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.storage.live import LiveStore
@@ -303,31 +303,25 @@ class CallService:
                 return False
         return True
 
-    # ---- call control from the API --------------------------------------------------------
+    # ---- for call control (services/call_control.py) -----------------------------------
 
-    async def hang_up(self, call_id: str) -> None:
-        """Hang up every leg of a live call (the records follow from the switch's events)."""
-        session = self._require(call_id)
-        for leg in session.call.live_legs():
-            await self._execute(session, c.Hangup(leg.id))
-
-    async def hold(self, call_id: str, on: bool) -> None:
-        """Put the caller on hold (music on hold to the caller) or take the call off hold."""
-        session = self._require(call_id)
-        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
-        if not callers:
-            raise Conflict(f"call {call_id} has no caller to hold")
-        command: c.Command = c.StartMusicOnHold(callers[0].id) if on else c.StopMusicOnHold(callers[0].id)
-        await self._switch.execute(command)
-        session.call.data["on_hold"] = "yes" if on else "no"
-        self._records.put(CallEventRow(call_id, callers[0].id, datetime.now(UTC),
-                                       "CallHeld" if on else "CallResumed", {}))
-
-    def _require(self, call_id: str) -> CallSession:
+    def session(self, call_id: str) -> CallSession:
+        """The live call's session; NotFound when this controller runs no such call."""
         session = self._sessions.get(call_id)
         if session is None:
             raise NotFound(f"no live call {call_id} on this controller")
         return session
+
+    async def execute(self, session: CallSession, command: c.Command) -> None:
+        """Carry out a command for a call; a leg gone or a refusal is recorded, not raised."""
+        await self._execute(session, command)
+
+    async def perform(self, command: c.Command) -> None:
+        """Carry out a switch command now, raising the switch's errors to the caller."""
+        await self._switch.execute(command)
+
+    def record(self, *rows: CallRow | LegRow | CallEventRow) -> None:
+        self._records.put(*rows)
 
     # ---- the ACD's side: offers to agents, connections, overflow --------------------------
 
@@ -625,58 +619,3 @@ def _caller_leg(call: Call) -> str:
 def _event_data(event: e.Event) -> dict[str, Any]:
     data = {k: getattr(event, k) for k in event.__slots__ if k not in ("at", "leg_id", "created_at")}  # type: ignore[union-attr]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
-
-
-def snapshot(call: Call, driver: Driver | None = None) -> dict[str, Any]:
-    return {
-        "driver": driver.to_dict() if driver is not None else None,
-        "route_name": call.route_name,
-        "flow_name": call.flow_name,
-        "flow_version": call.flow_version,
-        "id": call.id,
-        "direction": call.direction.value,
-        "state": call.state.value,
-        "caller_number": call.caller_number,
-        "caller_name": call.caller_name,
-        "dialed": call.dialed,
-        "started_at": call.started_at.isoformat(),
-        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-        "data": call.data,
-        "legs": {
-            leg.id: {
-                "role": leg.role.value,
-                "channel_name": leg.channel_name,
-                "state": leg.state.value,
-                "created_at": leg.created_at.isoformat(),
-                "answered_at": leg.answered_at.isoformat() if leg.answered_at else None,
-            }
-            for leg in call.legs.values()
-        },
-    }
-
-
-def restore(saved: dict[str, Any]) -> Call:
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    call = Call(
-        id=saved["id"],
-        direction=Direction(saved["direction"]),
-        started_at=datetime.fromisoformat(saved["started_at"]),
-        caller_number=saved["caller_number"],
-        caller_name=saved["caller_name"],
-        dialed=saved["dialed"],
-        state=CallState(saved["state"]),
-        answered_at=when(saved["answered_at"]),
-        data=dict(saved.get("data") or {}),
-        route_name=saved.get("route_name"),
-        flow_name=saved.get("flow_name"),
-        flow_version=saved.get("flow_version"),
-    )
-    for leg_id, leg in saved["legs"].items():
-        call.legs[leg_id] = Leg(
-            id=leg_id, call_id=call.id, role=LegRole(leg["role"]), channel_name=leg["channel_name"],
-            created_at=datetime.fromisoformat(leg["created_at"]), state=LegState(leg["state"]),
-            answered_at=when(leg["answered_at"]),
-        )
-    return call

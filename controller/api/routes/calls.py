@@ -108,7 +108,7 @@ class Accepted(BaseModel):
              responses=problems(401, 403, 404, 422, 503))
 async def hang_up(call_id: CallId, runtime: Runtime = Depends(get_runtime),
                   _: object = Depends(ACTORS)) -> Accepted:
-    await runtime.calls.hang_up(call_id)
+    await runtime.call_control.hang_up(call_id)
     return Accepted(call_id=call_id, action="hangup")
 
 
@@ -117,7 +117,7 @@ async def hang_up(call_id: CallId, runtime: Runtime = Depends(get_runtime),
              responses=problems(401, 403, 404, 409, 422, 503))
 async def hold(call_id: CallId, runtime: Runtime = Depends(get_runtime),
                _: object = Depends(ACTORS)) -> Accepted:
-    await runtime.calls.hold(call_id, on=True)
+    await runtime.call_control.hold(call_id, on=True)
     return Accepted(call_id=call_id, action="hold")
 
 
@@ -125,5 +125,5 @@ async def hold(call_id: CallId, runtime: Runtime = Depends(get_runtime),
              summary="Take the caller off hold", responses=problems(401, 403, 404, 409, 422, 503))
 async def unhold(call_id: CallId, runtime: Runtime = Depends(get_runtime),
                  _: object = Depends(ACTORS)) -> Accepted:
-    await runtime.calls.hold(call_id, on=False)
+    await runtime.call_control.hold(call_id, on=False)
     return Accepted(call_id=call_id, action="unhold")
