@@ -126,7 +126,7 @@ async def get_call(
 
 ACTORS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION, Role.AGENT)
 CallId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-ACTION_PROBLEMS = problems(401, 403, 404, 409, 422, 503)
+ACTION_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 503)
 
 # Free text that is stored (never sent to the switch): no NUL or other C0 controls but tab and
 # newline, and encodable (a lone surrogate from a JSON escape is not).
@@ -326,7 +326,7 @@ async def send_dtmf(call_id: CallId, body: DtmfIn, runtime: Runtime = Depends(ge
 
 
 @router.post("/{call_id}/disposition", response_model=DispositionOut,
-             responses=problems(401, 403, 404, 422, 503),
+             responses=problems(400, 401, 403, 404, 422, 503),
              summary="Record how a live or ended call went (a new one replaces the last)")
 async def dispose(call_id: CallId, body: DispositionIn, runtime: Runtime = Depends(get_runtime),
                   actor: Principal = Depends(ACTORS)) -> DispositionOut:
