@@ -13,6 +13,7 @@ from controller.services.acd import AcdService
 from controller.services.agents import AgentService
 from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
+from controller.services.call_control import CallControl
 from controller.services.call_records import CallRecordService
 from controller.services.calls import CallService
 from controller.services.flows import FlowService, SoundCatalog
@@ -55,6 +56,7 @@ class Runtime:
     records: RecordWriter
     switch: AsteriskSwitch
     calls: CallService
+    call_control: CallControl
     call_records: CallRecordService
     health: HealthService
     api_keys: ApiKeyService
@@ -147,6 +149,8 @@ def build_runtime(settings: Settings) -> Runtime:
         records=records,
         switch=switch,
         calls=calls,
+        call_control=CallControl(calls, agents, db, queue_exists=lambda name: name in acd.state.queues,
+                                 switch_ready=lambda: switch.ari.connected),
         call_records=CallRecordService(db),
         health=health,
         api_keys=ApiKeyService(db, records),

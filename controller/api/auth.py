@@ -20,17 +20,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from controller.api.deps import get_runtime
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
-from controller.domain.errors import ControllerError
+from controller.domain.errors import Forbidden
 from controller.services.api_keys import Unauthorized
 
 __all__ = ["Forbidden", "Unauthorized", "authorize", "bearer"]
-
-
-class Forbidden(ControllerError):
-    """This API key's role may not do this."""
-
-    code = "forbidden"
-    status = 403
 
 
 bearer = HTTPBearer(

@@ -21,3 +21,9 @@ class Principal:
     key_id: UUID
     key_name: str
     role: Role
+    agent_id: str | None = None  # the agent an agent key acts for (none: it acts for nobody)
+
+    @property
+    def oversees_calls(self) -> bool:
+        """Admins, supervisors and integrations (CRMs) may act on any call; agents on their own."""
+        return self.role is not Role.AGENT

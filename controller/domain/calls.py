@@ -34,7 +34,8 @@ class LegRole(StrEnum):
     CUSTOMER = "customer"
     SUPERVISOR = "supervisor"
     SNOOP = "snoop"
-    TRANSFER = "transfer"  # the leg a flow's transfer node dials
+    TRANSFER = "transfer"  # the leg a flow's transfer node dials, or a transfer from the API
+    CONFERENCE = "conference"  # a third party added to a call
 
 
 class Direction(StrEnum):

@@ -64,6 +64,20 @@ class NotFound(ControllerError):
     status = 404
 
 
+class Forbidden(ControllerError):
+    """This API key may not do this (its role, or the call is not its agent's)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class InvalidRequest(ControllerError, ValueError):
+    """A well-formed request names something that cannot be used (an unknown agent or queue)."""
+
+    code = "invalid-request"
+    status = 422
+
+
 class Conflict(ControllerError):
     """The request conflicts with the resource's current state."""
 

@@ -72,20 +72,30 @@ def _check_name(name: str) -> str:
     return name
 
 
+class InvalidAgentLink(ControllerError, ValueError):
+    """Only an agent key may act for an agent, and the agent must exist."""
+
+    code = "invalid-agent-link"
+    status = 422
+
+
 class ApiKeyService:
     # ``records`` is not used: out-of-band creations are audited in the key's own transaction.
     def __init__(self, db: Database, records: RecordWriter) -> None:
         self._db = db
 
-    async def create(self, name: str, role: Role,
-                     created_by: UUID | None = None) -> tuple[ApiKey, str]:
+    async def create(self, name: str, role: Role, created_by: UUID | None = None,
+                     agent_id: str | None = None) -> tuple[ApiKey, str]:
         """A new key and its plaintext, which is never available again.
 
         ``created_by`` is the key that asked for it; None for keys made outside the API (the
         ``create-admin-key`` command), which are audited here since no request audits them.
+        ``agent_id`` links an agent key to the agent it acts for.
         """
         _check_name(name)
         role = Role(role)
+        if agent_id is not None and role is not Role.AGENT:
+            raise InvalidAgentLink(f"a {role.value} key cannot act for an agent; only agent keys can")
         for _ in range(3):  # a clash of random 47-bit prefixes is rare; retry is cheap
             prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
             secret = secrets.token_urlsafe(32)
@@ -93,13 +103,16 @@ class ApiKeyService:
                 async with self._db.connection() as conn:
                     key = await store.insert(conn, key_id=uuid4(), name=name, role=role,
                                              prefix=prefix, secret_hash=_hash(secret),
-                                             created_by=created_by)
+                                             created_by=created_by, agent_id=agent_id)
                     if created_by is None:
                         await write_rows(conn, [_out_of_band_entry(key)])
             except psycopg.errors.UniqueViolation:
                 continue
+            except psycopg.errors.ForeignKeyViolation as exc:
+                raise InvalidAgentLink(f"no agent {agent_id}") from exc
             log.info("api key created", extra={"key_id": str(key.id), "key_name": key.name,
-                                                "role": key.role.value, "prefix": key.prefix})
+                                                "role": key.role.value, "prefix": key.prefix,
+                                                "agent_id": key.agent_id})
             return key, f"{TOKEN_PREFIX}{prefix}_{secret}"
         raise Conflict("could not find a free key prefix; try again")
 
@@ -147,7 +160,7 @@ class ApiKeyService:
                 raise Unauthorized("this API key has been revoked")
             if key.last_used_at is None or datetime.now(UTC) - key.last_used_at >= TOUCH_EVERY:
                 await store.touch(conn, key.id, TOUCH_EVERY)
-        return Principal(key_id=key.id, key_name=key.name, role=key.role)
+        return Principal(key_id=key.id, key_name=key.name, role=key.role, agent_id=key.agent_id)
 
 
 def _out_of_band_entry(key: ApiKey) -> AuditRow:

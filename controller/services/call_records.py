@@ -1,12 +1,13 @@
-"""Reading the call detail records (calls, legs, events) for the API."""
+"""Reading the call detail records (calls, legs, events, disposition) for the API."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from controller.domain.errors import NotFound
-from controller.storage import records
+from controller.storage import dispositions, records
 from controller.storage.db import Database
 
 
@@ -25,4 +26,6 @@ class CallRecordService:
             if call is None:
                 raise NotFound(f"no call {call_id}")
             call["events"] = await records.call_events(conn, call_id)
+            disposition = await dispositions.get(conn, call_id)
+            call["disposition"] = asdict(disposition) if disposition is not None else None
             return call

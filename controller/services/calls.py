@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,7 +36,6 @@ from controller.domain.calls import (
     settle_call,
 )
 from controller.domain.errors import (
-    Conflict,
     ControllerError,
     LegGone,
     NotFound,
@@ -44,6 +44,7 @@ from controller.domain.errors import (
 )
 from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
+from controller.services.call_snapshot import restore, snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.storage.live import LiveStore
@@ -85,18 +86,38 @@ class Voicemails(Protocol):
 AFTER_HANGUP_GRACE_S = 5.0
 
 
+# What call control (services/call_control.py) does when one of its legs answers or ends.
+# An answer hook returns the commands to carry out; an end hook too, or None for the default
+# (a bridged party leaving ends the call).
+AnswerHook = Callable[["CallSession", Leg], tuple[c.FlowCommand, ...]]
+EndHook = Callable[["CallSession", Leg], tuple[c.FlowCommand, ...] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """Work from the API, run on the call's own task between two events (see CallService.act)."""
+
+    run: Callable[[CallSession], Awaitable[Any]]
+    done: asyncio.Future[Any]
+
+
 @dataclass(slots=True)
 class CallSession:
     call: Call
     driver: Driver | None = None
     limited_route: str | None = None
-    queue: asyncio.Queue[e.Event] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[e.Event | CallAction] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     bridge_id: str | None = None
     queued: str | None = None  # the ACD queue the caller waits in
     offers: dict[str, tuple[str, str]] = field(default_factory=dict)  # leg id -> (offer id, agent id)
     agent_id: str | None = None  # the agent the call is connected to
+    on_answer: dict[str, AnswerHook] = field(default_factory=dict)  # leg id -> call control's hook
+    on_end: dict[str, EndHook] = field(default_factory=dict)  # leg id -> call control's hook
+    released: set[str] = field(default_factory=set)  # legs that left on purpose: their end ends nothing
+    consult: str | None = None  # the consult leg of an attended transfer in progress
+    conference: str | None = None  # the third party's leg of a conference
 
 
 class CallService:
@@ -186,11 +207,18 @@ class CallService:
                         break
                 else:
                     event = await session.queue.get()
+                if isinstance(event, CallAction):
+                    await self._act(session, event)
+                    continue
                 try:
                     await self._handle(session, event)
                 except Exception:
                     log.exception("call %s: failed to handle %r", call.id, event)
         finally:
+            while not session.queue.empty():  # actions that came too late: the call is over
+                item = session.queue.get_nowait()
+                if isinstance(item, CallAction) and not item.done.done():
+                    item.done.set_exception(NotFound(f"call {call.id} has ended"))
             for timer in session.timers.values():
                 timer.cancel()
             self._sessions.pop(call.id, None)
@@ -228,6 +256,14 @@ class CallService:
         commands: tuple[c.Command, ...] = ()
 
         match event:
+            case e.LegArrived() if leg is not None and leg.id in session.released:
+                self._transition(leg, LegState.UP, event.at)  # answered just as it was let go
+                commands = (c.Hangup(leg.id),)
+                rows.append(LegRow.of(leg))
+            case e.LegArrived() if leg is not None and leg.id in session.on_answer:
+                self._transition(leg, LegState.UP, event.at)
+                commands = session.on_answer.pop(leg.id)(session, leg)
+                rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None and leg.role is LegRole.AGENT:
                 self._transition(leg, LegState.UP, event.at)
                 offer_id, agent_id = session.offers[leg.id]
@@ -260,10 +296,7 @@ class CallService:
         settle_call(call, event.at)
         rows.insert(0, CallRow.of(call, self._switch.name))
         self._records.put(*rows)
-        if call.state is CallState.ENDED:
-            self._live.drop_call(call.id)
-        else:
-            self._live.put_call(call.id, snapshot(call, session.driver))
+        self._publish(session)
         for command in commands:
             await self._execute(session, command)
 
@@ -285,6 +318,13 @@ class CallService:
             call.data["overflow"] = "yes"
         return admission.commands
 
+    def _publish(self, session: CallSession) -> None:
+        """Mirror the live call to Redis (its data may have changed)."""
+        if session.call.state is CallState.ENDED:
+            self._live.drop_call(session.call.id)
+        else:
+            self._live.put_call(session.call.id, snapshot(session.call, session.driver))
+
     def _apply_locally(self, session: CallSession, command: c.Command) -> bool:
         match command:
             case c.CallDataChanged(data=data):
@@ -303,31 +343,71 @@ class CallService:
                 return False
         return True
 
-    # ---- call control from the API --------------------------------------------------------
+    # ---- for call control (services/call_control.py) -----------------------------------
 
-    async def hang_up(self, call_id: str) -> None:
-        """Hang up every leg of a live call (the records follow from the switch's events)."""
-        session = self._require(call_id)
-        for leg in session.call.live_legs():
-            await self._execute(session, c.Hangup(leg.id))
-
-    async def hold(self, call_id: str, on: bool) -> None:
-        """Put the caller on hold (music on hold to the caller) or take the call off hold."""
-        session = self._require(call_id)
-        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
-        if not callers:
-            raise Conflict(f"call {call_id} has no caller to hold")
-        command: c.Command = c.StartMusicOnHold(callers[0].id) if on else c.StopMusicOnHold(callers[0].id)
-        await self._switch.execute(command)
-        session.call.data["on_hold"] = "yes" if on else "no"
-        self._records.put(CallEventRow(call_id, callers[0].id, datetime.now(UTC),
-                                       "CallHeld" if on else "CallResumed", {}))
-
-    def _require(self, call_id: str) -> CallSession:
+    def session(self, call_id: str) -> CallSession:
+        """The live call's session; NotFound when this controller runs no such call."""
         session = self._sessions.get(call_id)
         if session is None:
             raise NotFound(f"no live call {call_id} on this controller")
         return session
+
+    async def act(self, call_id: str, run: Callable[[CallSession], Awaitable[Any]]) -> Any:
+        """Run ``run(session)`` on the call's own task, in order with its events, and return
+        its result (or raise its error). NotFound if the call is not live here."""
+        session = self.session(call_id)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        session.queue.put_nowait(CallAction(run, done))
+        return await done
+
+    async def _act(self, session: CallSession, action: CallAction) -> None:
+        try:
+            result = await action.run(session)
+        except Exception as exc:  # the API caller gets it (a ControllerError becomes problem+json)
+            if not action.done.done():
+                action.done.set_exception(exc)
+            return
+        finally:
+            self._publish(session)
+        if not action.done.done():
+            action.done.set_result(result)
+
+    def open(self, call: Call) -> CallSession:
+        """Track a call the controller starts itself (click-to-dial), with the legs it has."""
+        session = CallSession(call)
+        self._track(session)
+        self._records.put(CallRow.of(call, self._switch.name),
+                          *(LegRow.of(leg) for leg in call.legs.values()))
+        return session
+
+    def add_leg(self, session: CallSession, leg: Leg) -> None:
+        """A leg call control is about to dial for a live call."""
+        session.call.legs[leg.id] = leg
+        self._call_of_leg[leg.id] = session.call.id
+        self._records.put(LegRow.of(leg))
+
+    def release_agent(self, session: CallSession, at: datetime) -> None:
+        """The connected agent leaves a call that goes on without it (transferred away, or it
+        left a conference): the ACD frees the agent now rather than when the call ends."""
+        if session.agent_id is None:
+            return
+        agent_leg = next((x for x in session.call.legs.values()
+                          if x.id in session.offers and x.answered_at is not None), None)
+        talk = (at - agent_leg.answered_at).total_seconds() if agent_leg and agent_leg.answered_at else 0
+        if self._acd is not None:
+            self._acd.submit(acd_engine.CallEnded(session.call.id, session.agent_id, int(talk)))
+        session.agent_id = None
+
+    async def execute(self, session: CallSession, command: c.FlowCommand) -> None:
+        """Carry out a command for a call; a leg gone or a refusal is recorded, not raised."""
+        await self._execute(session, command)
+
+    async def perform(self, command: c.Command) -> None:
+        """Carry out a switch command now, raising the switch's errors to the caller."""
+        await self._switch.execute(command)
+
+    def record(self, *rows: CallRow | LegRow | CallEventRow) -> None:
+        self._records.put(*rows)
 
     # ---- the ACD's side: offers to agents, connections, overflow --------------------------
 
@@ -427,7 +507,9 @@ class CallService:
         """A transfer that never answered is reported to the flow; once the caller or a
         bridged party leaves, the others are hung up and the bridge goes."""
         call = session.call
-        if ended.role is LegRole.AGENT and ended.answered_at is None:
+        session.on_answer.pop(ended.id, None)
+        hook = session.on_end.pop(ended.id, None)
+        if ended.role is LegRole.AGENT and ended.answered_at is None and hook is None:
             offer_id, agent_id = session.offers.pop(ended.id, ("", ""))
             if self._acd is not None and offer_id:
                 self._acd.submit(acd_engine.OfferFailed(offer_id, _fail_reason(ended), agent_id))
@@ -440,6 +522,12 @@ class CallService:
             talk = (at - agent_leg.answered_at).total_seconds() if agent_leg and agent_leg.answered_at else 0
             self._acd.submit(acd_engine.CallEnded(call.id, session.agent_id, int(talk)))
             session.agent_id = None
+        if ended.id in session.released:
+            return ()
+        if hook is not None:
+            decided = hook(session, ended)
+            if decided is not None:
+                return decided
         if ended.role is LegRole.TRANSFER and ended.answered_at is None:
             session.queue.put_nowait(e.TransferFinished(ended.id, _caller_leg(call), at, answered=False))
             return ()
@@ -462,7 +550,7 @@ class CallService:
             # Duplicates happen after a reconnect (the switch repeats what we saw); keep ours.
             log.info("ignored: %s", exc)
 
-    async def _execute(self, session: CallSession, command: c.Command) -> None:
+    async def _execute(self, session: CallSession, command: c.FlowCommand) -> None:
         call = session.call
         match command:
             case c.HttpLookup():
@@ -493,12 +581,21 @@ class CallService:
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandSkipped",
                                            {"command": type(command).__name__, "reason": exc.detail}))
+            self._not_dialed(session, command, exc)
         except ControllerError as exc:  # the switch refused, or the command was unsafe to send
             log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandFailed",
                                            {"command": type(command).__name__, "error": exc.code,
                                             "detail": exc.detail}))
+            self._not_dialed(session, command, exc)
+
+    def _not_dialed(self, session: CallSession, command: c.FlowCommand, exc: ControllerError) -> None:
+        # A leg that could not even be dialed ends here, so the call goes on (or ends) as if
+        # it had not answered.
+        if isinstance(command, c.Originate):
+            session.queue.put_nowait(e.LegHungUp(command.leg_id, datetime.now(UTC), 0,
+                                                 f"not dialed: {exc.detail}"))
 
     async def _store_voicemail(self, call: Call, command: c.StoreVoicemail) -> None:
         if self._voicemails is None:
@@ -625,58 +722,3 @@ def _caller_leg(call: Call) -> str:
 def _event_data(event: e.Event) -> dict[str, Any]:
     data = {k: getattr(event, k) for k in event.__slots__ if k not in ("at", "leg_id", "created_at")}  # type: ignore[union-attr]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
-
-
-def snapshot(call: Call, driver: Driver | None = None) -> dict[str, Any]:
-    return {
-        "driver": driver.to_dict() if driver is not None else None,
-        "route_name": call.route_name,
-        "flow_name": call.flow_name,
-        "flow_version": call.flow_version,
-        "id": call.id,
-        "direction": call.direction.value,
-        "state": call.state.value,
-        "caller_number": call.caller_number,
-        "caller_name": call.caller_name,
-        "dialed": call.dialed,
-        "started_at": call.started_at.isoformat(),
-        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-        "data": call.data,
-        "legs": {
-            leg.id: {
-                "role": leg.role.value,
-                "channel_name": leg.channel_name,
-                "state": leg.state.value,
-                "created_at": leg.created_at.isoformat(),
-                "answered_at": leg.answered_at.isoformat() if leg.answered_at else None,
-            }
-            for leg in call.legs.values()
-        },
-    }
-
-
-def restore(saved: dict[str, Any]) -> Call:
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    call = Call(
-        id=saved["id"],
-        direction=Direction(saved["direction"]),
-        started_at=datetime.fromisoformat(saved["started_at"]),
-        caller_number=saved["caller_number"],
-        caller_name=saved["caller_name"],
-        dialed=saved["dialed"],
-        state=CallState(saved["state"]),
-        answered_at=when(saved["answered_at"]),
-        data=dict(saved.get("data") or {}),
-        route_name=saved.get("route_name"),
-        flow_name=saved.get("flow_name"),
-        flow_version=saved.get("flow_version"),
-    )
-    for leg_id, leg in saved["legs"].items():
-        call.legs[leg_id] = Leg(
-            id=leg_id, call_id=call.id, role=LegRole(leg["role"]), channel_name=leg["channel_name"],
-            created_at=datetime.fromisoformat(leg["created_at"]), state=LegState(leg["state"]),
-            answered_at=when(leg["answered_at"]),
-        )
-    return call

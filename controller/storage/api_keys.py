@@ -25,11 +25,12 @@ class ApiKey:
     created_by: UUID | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    agent_id: str | None = None  # the agent an agent key acts for
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> ApiKey:
         return cls(row["id"], row["name"], Role(row["role"]), row["prefix"], row["created_at"],
-                   row["created_by"], row["revoked_at"], row["last_used_at"])
+                   row["created_by"], row["revoked_at"], row["last_used_at"], row["agent_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,11 @@ class StoredKey:
     secret_hash: bytes
 
 
-_COLUMNS = "id, name, role, prefix, created_at, created_by, revoked_at, last_used_at"
+_COLUMNS = "id, name, role, prefix, created_at, created_by, revoked_at, last_used_at, agent_id"
 
 INSERT = f"""
-INSERT INTO api_keys (id, name, role, prefix, secret_hash, created_by)
-VALUES (%(id)s, %(name)s, %(role)s, %(prefix)s, %(secret_hash)s, %(created_by)s)
+INSERT INTO api_keys (id, name, role, prefix, secret_hash, created_by, agent_id)
+VALUES (%(id)s, %(name)s, %(role)s, %(prefix)s, %(secret_hash)s, %(created_by)s, %(agent_id)s)
 RETURNING {_COLUMNS}
 """
 
@@ -67,10 +68,11 @@ WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - %(every)s)
 
 
 async def insert(conn: psycopg.AsyncConnection, *, key_id: UUID, name: str, role: Role,
-                 prefix: str, secret_hash: bytes, created_by: UUID | None) -> ApiKey:
+                 prefix: str, secret_hash: bytes, created_by: UUID | None,
+                 agent_id: str | None = None) -> ApiKey:
     cursor = await conn.execute(INSERT, {
         "id": key_id, "name": name, "role": role.value, "prefix": prefix,
-        "secret_hash": secret_hash, "created_by": created_by,
+        "secret_hash": secret_hash, "created_by": created_by, "agent_id": agent_id,
     })
     row = await cursor.fetchone()
     assert row is not None

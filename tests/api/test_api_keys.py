@@ -33,7 +33,8 @@ async def test_create_list_revoke_round_trip(client: httpx.AsyncClient, admin_ke
 
     me = await client.get("/v1/me", headers=bearer(plaintext))
     assert me.status_code == 200
-    assert me.json() == {"key_id": key_id, "name": "crm integration", "role": "integration"}
+    assert me.json() == {"key_id": key_id, "name": "crm integration", "role": "integration",
+                         "agent_id": None}
 
     listed = await client.get("/v1/api-keys", headers=bearer(admin_key))
     assert listed.status_code == 200

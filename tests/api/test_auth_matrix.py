@@ -24,6 +24,7 @@ WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 READERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION})
 # Until keys carry an agent identity, an agent key reads every agent (not only its own).
 AGENT_READERS = READERS | {Role.AGENT}
+CALL_ACTORS = READERS | {Role.AGENT}
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/me"): ALL,
@@ -66,9 +67,18 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("DELETE", "/v1/agents/{agent_id}"): WRITERS,
     ("GET", "/v1/agents/{agent_id}/states"): READERS,
     ("GET", "/v1/agents/{agent_id}/status"): AGENT_READERS,
-    ("POST", "/v1/calls/{call_id}/hangup"): READERS,
-    ("POST", "/v1/calls/{call_id}/hold"): READERS,
-    ("POST", "/v1/calls/{call_id}/unhold"): READERS,
+    # Call control: an agent key may act, but only on its own agent's calls (checked per call,
+    # tests/integration/test_call_control.py); these ids name no call, so every role gets 404.
+    ("POST", "/v1/calls"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/hangup"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/hold"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/unhold"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/transfer"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/transfer/complete"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/transfer/cancel"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/conference"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/dtmf"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/disposition"): CALL_ACTORS,
     ("GET", "/v1/queues/{name}/stats"): READERS,
     ("GET", "/v1/queues/{name}/calls"): READERS,
     ("POST", "/v1/agents/{agent_id}/login"): WRITERS,
@@ -95,6 +105,12 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/agents"): {"id": "matrix", "name": "Matrix", "device": "PJSIP/matrix"},
     ("PUT", "/v1/agents/{agent_id}"): {"name": "Matrix", "device": "PJSIP/matrix"},
     ("POST", "/v1/agents/{agent_id}/pause"): {"reason": "lunch"},
+    # An agent nobody created: 422 for every role, before anything is dialed.
+    ("POST", "/v1/calls"): {"agent_id": "matrix-nobody", "to": {"number": "100"}},
+    ("POST", "/v1/calls/{call_id}/transfer"): {"mode": "blind", "to": {"number": "100"}},
+    ("POST", "/v1/calls/{call_id}/conference"): {"to": {"extension": "1001"}},
+    ("POST", "/v1/calls/{call_id}/dtmf"): {"digits": "12#"},
+    ("POST", "/v1/calls/{call_id}/disposition"): {"code": "sale"},
     ("POST", "/v1/queues"): {"name": "matrix", "strategy": "ring_all"},
     ("PUT", "/v1/queues/{name}"): {"strategy": "linear"},
 }

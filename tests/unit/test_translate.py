@@ -103,3 +103,34 @@ def test_media_items_become_ari_uris():
     for bad in ("prompt:../x", "file:/etc/passwd", "sound:../../etc/x", "welcome", "prompt:"):
         with pytest.raises(UnsafeValue):
             request_for(c.Play("1.2", "pb", (bad,)), "ccc")
+
+
+def test_call_control_commands_become_rest_calls():
+    dtmf = request_for(c.SendDtmf("1.2", "12#*A"), "ccc")
+    assert (dtmf.method, dtmf.path, dtmf.params) == ("POST", "/channels/1.2/dtmf", {"dtmf": "12#*A"})
+    remove = request_for(c.RemoveFromBridge("br-1", ("1.2", "3.4;2")), "ccc")
+    assert (remove.method, remove.path, remove.params) == (
+        "POST", "/bridges/br-1/removeChannel", {"channel": "1.2,3.4;2"})
+    moh = request_for(c.StartMusicOnHold("1.2"), "ccc")
+    assert (moh.method, moh.path, moh.params) == ("POST", "/channels/1.2/moh", {"mohClass": "default"})
+
+
+@pytest.mark.parametrize("digits", ["1\r\n", "12\nAction: Hangup", "1&2", "", "1" * 65, "12 3", "1%0d"])
+def test_dtmf_digits_are_checked_before_asterisk(digits):
+    with pytest.raises(UnsafeValue):
+        request_for(c.SendDtmf("1.2", digits), "ccc")
+
+
+@pytest.mark.parametrize("leg_id", ["abc\n", "abc\r\n", "a,b", "a/b"])
+def test_leg_ids_with_a_trailing_newline_or_separator_are_refused(leg_id):
+    with pytest.raises(UnsafeValue):
+        request_for(c.RemoveFromBridge("br-1", (leg_id,)), "ccc")
+    with pytest.raises(UnsafeValue):
+        request_for(c.SendDtmf(leg_id, "1"), "ccc")
+
+
+@pytest.mark.parametrize("endpoint", ["PJSIP/1001&PJSIP/1002", "Local/1@ctx,x", "PJSIP/1001\r\n",
+                                      "Local/1@ccc-outbound\nAction: Originate"])
+def test_dial_strings_cannot_carry_more_than_one_target(endpoint):
+    with pytest.raises(UnsafeValue):
+        request_for(c.Originate("leg-1", endpoint), "ccc")

@@ -36,7 +36,7 @@ class AriRequest:
 
 
 def safe_id(value: str, what: str = "id") -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise UnsafeValue(f"{what} {value!r} is not a plain identifier")
     return value
 
@@ -182,7 +182,7 @@ def request_for(command: c.Command, app: str) -> AriRequest:
             return AriRequest("DELETE", _channel(leg), params={"reason": safe_id(reason, "reason")})
         case c.Originate():
             params = {
-                "endpoint": safe_text(command.endpoint, "endpoint", separators=","),
+                "endpoint": safe_text(command.endpoint, "endpoint", separators=",&"),
                 "app": app,
                 "timeout": str(int(command.timeout_s)),
             }

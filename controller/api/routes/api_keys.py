@@ -28,6 +28,9 @@ class NewApiKey(BaseModel):
                       description="What the key is for; no control characters",
                       examples=["crm-integration"])
     role: Role
+    agent_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+                                 description="For an agent key: the agent it acts for (it may then "
+                                             "control that agent's calls, and only those)")
 
 
 class ApiKeyOut(BaseModel):
@@ -42,6 +45,7 @@ class ApiKeyOut(BaseModel):
                                                  "from the command line")
     revoked_at: datetime | None
     last_used_at: datetime | None = Field(description="Updated at most once a minute")
+    agent_id: str | None = Field(None, description="The agent an agent key acts for")
 
 
 class CreatedApiKey(ApiKeyOut):
@@ -61,7 +65,8 @@ async def create_api_key(
     runtime: Runtime = Depends(get_runtime),
     principal: Principal = Depends(ADMIN),
 ) -> CreatedApiKey:
-    key, plaintext = await runtime.api_keys.create(body.name, body.role, principal.key_id)
+    key, plaintext = await runtime.api_keys.create(body.name, body.role, principal.key_id,
+                                                      body.agent_id)
     response.headers["Cache-Control"] = "no-store"
     return CreatedApiKey(**ApiKeyOut.model_validate(key).model_dump(), key=plaintext)
 

@@ -20,6 +20,7 @@ class Me(BaseModel):
     key_id: UUID
     name: str
     role: Role
+    agent_id: str | None = None
 
 
 @router.get(
@@ -29,4 +30,5 @@ class Me(BaseModel):
     responses=problems(401, 503),
 )
 async def me(principal: Principal = Depends(ANY_ROLE)) -> Me:
-    return Me(key_id=principal.key_id, name=principal.key_name, role=principal.role)
+    return Me(key_id=principal.key_id, name=principal.key_name, role=principal.role,
+              agent_id=principal.agent_id)
