@@ -271,6 +271,11 @@ QUEUES_OVERFLOWING_TO = """
 SELECT name FROM queues WHERE overflow->>'action' = 'queue' AND overflow->>'queue' = %s ORDER BY name
 """
 
+# Queues that send their overflow to this flow (it cannot be deleted while there are any).
+QUEUES_OVERFLOWING_TO_FLOW = """
+SELECT name FROM queues WHERE overflow->>'action' = 'flow' AND overflow->>'flow' = %s ORDER BY name
+"""
+
 DELETE_MEMBERS = "DELETE FROM queue_members WHERE queue = %s"
 
 INSERT_MEMBER = """
@@ -345,6 +350,11 @@ async def queue_exists(conn: psycopg.AsyncConnection, name: str) -> bool:
 async def flow_exists(conn: psycopg.AsyncConnection, name: str) -> bool:
     cursor = await conn.execute(FLOW_EXISTS, (name,))
     return await cursor.fetchone() is not None
+
+
+async def queues_overflowing_to_flow(conn: psycopg.AsyncConnection, flow: str) -> list[str]:
+    cursor = await conn.execute(QUEUES_OVERFLOWING_TO_FLOW, (flow,))
+    return [row["name"] for row in await cursor.fetchall()]
 
 
 async def queues_overflowing_to(conn: psycopg.AsyncConnection, name: str) -> list[str]:

@@ -209,6 +209,9 @@ async def test_caller_settings_round_trip_and_reach_the_acd(client: httpx.AsyncC
         assert replaced.status_code == 200, replaced.text
         assert replaced.json()["overflow"] == overflow
         assert runtime.queues.to_domain(await runtime.queues.get(main)).overflow.kind is expected
+        if expected is DestinationKind.FLOW:  # the flow cannot go while the queue overflows to it
+            blocked = await client.delete(f"/v1/flows/{flow_name}", headers=bearer(admin_key))
+            assert blocked.status_code == 409 and main in blocked.json()["detail"]
     defaults = (await client.put(f"/v1/queues/{main}", headers=bearer(admin_key), json={})).json()
     assert defaults["overflow"] == {"action": "hangup"} and defaults["exit_key"] is None
     assert (defaults["join_when_empty"], defaults["leave_when_empty"], defaults["announce_every_s"]) == (
