@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from controller.domain import commands as c
 from controller.domain import events as e
 from controller.domain.agents import DestinationKind, ExitAction, QueueConfig, QueueEntry
-from controller.domain.calls import Call, Direction, Leg, LegRole
+from controller.domain.calls import Call, Direction, Leg, LegRole, LegState
 from controller.domain.flows import parse_flow
 from controller.engines import acd as acd_engine
 from controller.engines import queue_wait
@@ -159,6 +159,11 @@ class QueueCaller:
     async def on_event(self, session: Session, event: object) -> tuple[c.Command, ...]:
         """Commands for an event of a call whose caller waits in a queue (else none)."""
         call = session.call
+        callback = self.callbacks.get(call.id)
+        if callback is not None and isinstance(event, e.LegHungUp) and event.leg_id == callback.agent_leg:
+            # The agent hung up while the caller's number was being dialed: stop dialing.
+            del self.callbacks[call.id]
+            return (c.Hangup(callback.leg_id),)
         waiting = self.waiting.get(call.id)
         if waiting is None or getattr(event, "leg_id", None) != waiting.leg_id:
             return ()
@@ -321,8 +326,9 @@ class QueueCaller:
         """The caller answered its callback: bridge it with the agent who waits."""
         call = session.call
         callback = self.callbacks.pop(call.id, None)
-        if callback is None or callback.agent_leg is None:
-            return (c.Hangup(leg.id),)
+        agent_leg = call.legs.get(callback.agent_leg) if callback and callback.agent_leg else None
+        if callback is None or agent_leg is None or agent_leg.state is LegState.ENDED:
+            return (c.Hangup(leg.id),)  # nobody to talk to any more
         session.bridge_id = f"br-{call.id}"
         self.records(CallEventRow(call.id, callback.agent_leg, datetime.now(UTC), "AgentConnected",
                                   {"agent_id": session.agent_id or ""}))

@@ -291,3 +291,24 @@ async def test_exit_key_callback_keeps_the_place_and_dials_the_agent_first(
     caller_leg = next(leg for leg in legs if leg["role"] == "caller")
     assert agent_leg["answered_at"] < caller_leg["answered_at"]  # the agent first
     await second.hang_up()
+
+
+async def test_two_queues_overflowing_to_each_other_do_not_loop(inbound, dtmf_phones, db_conn):
+    runtime, client = inbound
+    await make_queue(client, "qc-ping")
+    await make_queue(client, "qc-pong", overflow={"action": "queue", "queue": "qc-ping"})
+    updated = await client.put("/v1/queues/qc-ping",
+                               json={"overflow": {"action": "queue", "queue": "qc-pong"}})
+    assert updated.status_code == 200, updated.text
+    await flow(client, "qc-to-ping", {"q": {"type": "queue", "queue": "qc-ping"}}, "q")
+    await route(client, "qc-ping", "7860", "qc-to-ping")
+
+    since = datetime.now(UTC)
+    phone = await dtmf_phones.call("7860")
+    await phone.wait_answered()
+    await phone.wait_gone(15)  # no agents anywhere: bounced from queue to queue, then hung up
+    call = await ended_call(runtime, db_conn, "7860", since)
+    events = await event_kinds(db_conn, call["id"])
+    hops = [data["target"] for kind, data in events if kind == "QueueOverflowed"]
+    assert hops == ["qc-pong", "qc-ping", "qc-pong", "qc-ping", "qc-pong", "qc-ping"]
+    assert call["data"]["queue_hops"] == "6"
