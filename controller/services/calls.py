@@ -384,15 +384,14 @@ class CallService:
         session = self._sessions.get(call_id)
         if session is None:
             return
-        agent_answered = session.call.legs.get(f"{offer_id}.{agent_id}")
-        if self._waiting.is_callback(call_id) and agent_answered is not None:
-            for command in self._waiting.dial_callback(session, agent_answered, agent_id):
+        agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
+        if self._waiting.is_callback(call_id) and agent_leg is not None:
+            for command in self._waiting.dial_callback(session, agent_leg, agent_id):
                 await self._execute(session, command)
             return
         for command in self._waiting.connected(call_id):
             await self._execute(session, command)
         callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
-        agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
         if not callers or agent_leg is None:
             return
         session.agent_id, session.queued = agent_id, None
@@ -410,9 +409,17 @@ class CallService:
         """The ACD sent the caller out of its queue: on to the queue's destination, in order
         with the call's other events (services/queue_caller.py)."""
         session = self._sessions.get(call_id)
+        if session is None:
+            return
         event = self._waiting.overflowed(call_id, reason, queue, destination)
-        if session is not None and event is not None:
+        if event is not None:
             session.queue.put_nowait(event)
+            return
+        # A caller the queue side does not follow (adopted from a previous run): hang up.
+        session.queued = None
+        session.call.data["queue_overflow"] = reason
+        for leg in session.call.live_legs():
+            await self._execute(session, c.Hangup(leg.id))
 
     async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None:
         """The ACD says the waiting caller is due to hear its position and estimated wait."""
