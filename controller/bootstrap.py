@@ -22,6 +22,7 @@ from controller.services.inbound import InboundRouter
 from controller.services.lookups import Lookups
 from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
+from controller.services.queue_caller import QueueCaller
 from controller.services.queues import QueueService
 from controller.services.schedules import ScheduleService
 from controller.services.voicemails import VoicemailService
@@ -130,8 +131,12 @@ def build_runtime(settings: Settings) -> Runtime:
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
+    # The waiting caller's side of queues reads the queues the ACD has loaded (its state is
+    # replaced at every event: look it up each time).
+    queue_caller = QueueCaller(acd, lambda name: acd.state.queues.get(name), records.put, switch.name,
+                               flows=inbound, callback_context=settings.callback_context)
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
-                        voicemails=voicemails, lookups=Lookups(), acd=acd)
+                        voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     health = HealthService(
         {

@@ -26,6 +26,13 @@ def _stasis_app_name(value: str) -> str:
     return value
 
 
+def _context_name(value: str) -> str:
+    # A dialplan context inside a Local/ dial string: no '@', '/', ',', '&' or spaces.
+    if not _APP_NAME.match(value):
+        raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CCC_",
@@ -67,6 +74,8 @@ class Settings(BaseSettings):
     # What an inbound call hears when no route matches (the IVR replaces this per route).
     default_prompt: str = "sound:hello-world"
     audit_retention_days: int = Field(default=365, ge=1)
+    # Where a queue's callback dials the caller's number: Local/<number>@<this context>.
+    callback_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
     log_level: str = "INFO"
 
     # Inbound media. Empty means the local Asterisk's folders under its root

@@ -21,10 +21,14 @@ from controller.domain.calls import IllegalTransition
 
 __all__ = [
     "AGENT_TRANSITIONS",
+    "HANG_UP",
     "Agent",
     "AgentState",
+    "DestinationKind",
+    "ExitAction",
     "IllegalTransition",
     "QueueConfig",
+    "QueueDestination",
     "QueueEntry",
     "QueueRule",
     "Strategy",
@@ -140,6 +144,36 @@ class QueueRule:
     min_skill_level: int | None = None
 
 
+class DestinationKind(StrEnum):
+    HANGUP = "hangup"
+    QUEUE = "queue"  # target: a queue's name
+    FLOW = "flow"  # target: a flow's name; the caller's flow continues there
+    VOICEMAIL = "voicemail"  # target: a mailbox
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDestination:
+    """Where a caller goes when it leaves a queue without an agent (overflow)."""
+
+    kind: DestinationKind = DestinationKind.HANGUP
+    target: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.kind is DestinationKind.HANGUP) != (not self.target):
+            raise ValueError(f"destination {self.kind.value}: a target is needed, and only then")
+
+
+HANG_UP = QueueDestination()
+
+
+class ExitAction(StrEnum):
+    VOICEMAIL = "voicemail"  # the caller leaves the queue and records a message (exit_mailbox)
+    CALLBACK = "callback"  # the caller hangs up; its place is kept and it is called back
+
+
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
     name: str
@@ -153,6 +187,14 @@ class QueueConfig:
     max_length: int | None = None  # waiting entries; None: no limit
     max_penalty: int | None = None  # before any rule; None: every member
     rules: tuple[QueueRule, ...] = ()
+    overflow: QueueDestination = HANG_UP  # for max wait, a full queue, and no agents
+    join_when_empty: bool = False  # may a caller join while no member is logged in and reachable
+    leave_when_empty: bool = True  # do waiting callers leave when the last such member goes
+    announce_every_s: int = 0  # position and estimated wait, every so often; 0: never
+    exit_key: str | None = None  # one DTMF key that takes the caller out of the queue
+    exit_action: ExitAction | None = None
+    exit_mailbox: str | None = None  # with exit_action voicemail
+    moh_class: str = "default"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "members", tuple((str(a), int(p)) for a, p in self.members))
@@ -164,6 +206,16 @@ class QueueConfig:
             raise ValueError(f"queue {self.name}: penalties are >= 0")
         if self.ring_timeout_s <= 0 or self.wrap_up_s < 0 or self.max_misses_before_pause < 0:
             raise ValueError(f"queue {self.name}: bad timeouts")
+        if self.announce_every_s < 0:
+            raise ValueError(f"queue {self.name}: announce_every_s is >= 0")
+        if (self.exit_key is None) != (self.exit_action is None):
+            raise ValueError(f"queue {self.name}: an exit key needs an exit action, and only then")
+        if self.exit_key is not None and self.exit_key not in DTMF_KEYS:
+            raise ValueError(f"queue {self.name}: the exit key is one DTMF key")
+        if (self.exit_action is ExitAction.VOICEMAIL) != bool(self.exit_mailbox):
+            raise ValueError(f"queue {self.name}: exit to voicemail needs a mailbox, and only it")
+        if self.overflow.kind is DestinationKind.QUEUE and self.overflow.target == self.name:
+            raise ValueError(f"queue {self.name}: a queue cannot overflow to itself")
 
     def penalty_of(self, agent_id: str) -> int | None:
         for member, penalty in self.members:
@@ -198,6 +250,10 @@ class QueueEntry:
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)  # name -> minimum level
     sequence: int = 0
+    # The caller hung up to be called back: the entry keeps its place, the agent is dialed
+    # first, then the caller's number (``call_id`` is then the callback call's id).
+    callback: bool = False
+    announced_at: datetime | None = None  # the last position/wait announcement
 
     def rank(self) -> tuple[int, datetime, int]:
         return (-self.priority, self.entered_at, self.sequence)

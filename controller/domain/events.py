@@ -176,4 +176,31 @@ class TransferFinished:
     answered: bool
 
 
-ServiceEvent = TimerFired | LookupFinished | TransferFinished
+@dataclass(frozen=True, slots=True)
+class QueueAnnouncementDue:
+    """The ACD says the waiting caller on ``leg_id`` is to hear its position (1 = next) and
+    estimated wait (``eta_s``, None when unknown)."""
+
+    leg_id: str
+    at: datetime
+    queue: str
+    position: int
+    eta_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverflowed:
+    """The ACD sent the waiting caller on ``leg_id`` out of ``queue`` (max_wait, max_length,
+    no_agents) to a destination: ``hangup``, ``queue``, ``flow`` or ``voicemail`` with its target."""
+
+    leg_id: str
+    at: datetime
+    queue: str
+    reason: str
+    destination: str
+    target: str = ""
+
+
+ServiceEvent = (
+    TimerFired | LookupFinished | TransferFinished | QueueAnnouncementDue | QueueOverflowed
+)

@@ -46,10 +46,24 @@ After a call the agent is in ``wrap_up`` for the queue's ``wrap_up_s`` (emitted 
 ``available``, or ``paused`` if a pause was asked for during the call. An agent on a call cannot
 log out (the request is ignored); a pause asked for during a call waits for its end.
 
-Overflow: at ``CallQueued``, a queue that is unknown or has no member logged in and reachable
-gives ``no_agents``, a full queue ``max_length``; at ``Tick``, an entry that has waited
-``max_wait_s`` gives ``max_wait`` (its offer, if any, is withdrawn), and an entry whose queue has
-lost every staffed member gives ``no_agents``. An overflowed entry leaves the ACD.
+Overflow: at ``CallQueued``, an unknown queue, or one with no member logged in and reachable
+unless it has ``join_when_empty``, gives ``no_agents``, a full queue ``max_length``; at ``Tick``,
+an entry that has waited ``max_wait_s`` gives ``max_wait`` (its offer, if any, is withdrawn), and
+an entry whose queue has lost every staffed member gives ``no_agents`` when the queue has
+``leave_when_empty``. An overflowed entry leaves the ACD; ``Overflow`` names the queue's
+destination (another queue, a flow, a mailbox, or hang up), which the service carries out.
+
+Callbacks: ``CallbackRequested`` turns a waiting entry into a callback entry: the caller hangs
+up, the entry keeps its place (same rank) under the id of the call that will call it back, and
+any offer ringing for it is withdrawn (no miss) and made again. A callback entry is offered like
+any other (the agent is dialed first; the service dials the caller once the agent answers); it
+does not overflow on max wait or when the queue empties, since nobody is on the line to send
+anywhere.
+
+Announcements: on ``Tick``, after dispatch, every caller of a queue with ``announce_every_s``
+that waits without an offer ringing gets ``AnnounceWait`` (position in its queue, estimated
+wait from the queue's recent handle times, engines/queue_wait.py) once that many seconds have
+passed since it entered or was last told.
 """
 
 from __future__ import annotations
@@ -61,7 +75,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from controller.domain.agents import Agent, AgentState, QueueConfig, QueueEntry, Strategy, apply_agent
+from controller.domain.agents import (
+    HANG_UP,
+    Agent,
+    AgentState,
+    QueueConfig,
+    QueueDestination,
+    QueueEntry,
+    Strategy,
+    apply_agent,
+)
+from controller.engines import queue_wait
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +167,16 @@ class AgentDeviceState:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed: re-apply the queues' wait-time rules and max wait."""
+    """Time passed: re-apply the queues' wait-time rules and max wait; announcements."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequested:
+    """The waiting caller ``call_id`` asked to be called back; ``callback_call_id`` is the call
+    that will do it (the entry goes on under that id)."""
+
+    call_id: str
+    callback_call_id: str
 
 
 AcdEvent = (
@@ -159,6 +192,7 @@ AcdEvent = (
     | WrapUpEnded
     | AgentDeviceState
     | Tick
+    | CallbackRequested
 )
 
 
@@ -199,11 +233,22 @@ class OverflowReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Overflow:
-    """The call leaves the ACD; the service sends it to the queue's overflow destination."""
+    """The call leaves the ACD; the service sends it to ``destination`` (the queue's)."""
 
     call_id: str
     reason: OverflowReason
     queue: str = ""
+    destination: QueueDestination = HANG_UP
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceWait:
+    """Tell the waiting caller its position (1 = next) and estimated wait (None: unknown)."""
+
+    call_id: str
+    queue: str
+    position: int
+    eta_s: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +267,7 @@ class PauseAgent:
     reason: str = NO_ANSWER
 
 
-AcdCommand = OfferCall | CancelOffer | ConnectCall | Overflow | AgentStateChanged | PauseAgent
+AcdCommand = OfferCall | CancelOffer | ConnectCall | Overflow | AgentStateChanged | PauseAgent | AnnounceWait
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -246,6 +291,7 @@ class AcdState:
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # call_id -> agents that missed it
     talking: dict[str, tuple[str, str]] = field(default_factory=dict)  # agent_id -> (call_id, queue)
     last_offered: dict[str, str] = field(default_factory=dict)  # queue -> agent (round-robin memory)
+    handle_times: dict[str, tuple[float, ...]] = field(default_factory=dict)  # queue -> recent, seconds
     next_sequence: int = 1
 
     def copy(self) -> AcdState:
@@ -257,6 +303,7 @@ class AcdState:
             tried=dict(self.tried),
             talking=dict(self.talking),
             last_offered=dict(self.last_offered),
+            handle_times=dict(self.handle_times),
             next_sequence=self.next_sequence,
         )
 
@@ -308,8 +355,28 @@ def on_event(
             _device(run, event.agent_id, event.reachable)
         case Tick():
             _tick(run)
+        case CallbackRequested():
+            _callback(run, event.call_id, event.callback_call_id)
     _dispatch(run)
+    if isinstance(event, Tick):
+        _announce(run)
     return AcdDecision(run.state, tuple(run.commands))
+
+
+def position_of(state: AcdState, call_id: str) -> int | None:
+    """The entry's place in its queue (1 = next), by rank; None if it is not waiting."""
+    entry = state.waiting.get(call_id)
+    if entry is None:
+        return None
+    return 1 + sum(1 for other in state.waiting.values()
+                   if other.queue == entry.queue and other.rank() < entry.rank())
+
+
+def working_members(state: AcdState, queue: QueueConfig) -> int:
+    """Members who will take calls in turn: available, ringing, on a call or in wrap-up."""
+    working = (AgentState.AVAILABLE, AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP)
+    return sum(1 for agent_id, _ in queue.members
+               if (agent := state.agents.get(agent_id)) is not None and agent.state in working)
 
 
 def eligible_agents(state: AcdState, entry: QueueEntry, now: datetime) -> list[tuple[Agent, int]]:
@@ -405,13 +472,16 @@ def _queued(run: _Run, entry: QueueEntry) -> None:
     if entry.call_id in s.waiting or any(call_id == entry.call_id for call_id, _ in s.talking.values()):
         return  # a repeat
     queue = s.queues.get(entry.queue)
-    if queue is None or not _staffed(s, queue):
+    if queue is None:
         run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue))
+        return
+    if not queue.join_when_empty and not _staffed(s, queue):
+        run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue, queue.overflow))
         return
     if queue.max_length is not None:
         length = sum(1 for waiting in s.waiting.values() if waiting.queue == queue.name)
         if length >= queue.max_length:
-            run.emit(Overflow(entry.call_id, OverflowReason.MAX_LENGTH, entry.queue))
+            run.emit(Overflow(entry.call_id, OverflowReason.MAX_LENGTH, entry.queue, queue.overflow))
             return
     s.waiting[entry.call_id] = replace(entry, sequence=s.next_sequence)
     s.next_sequence += 1
@@ -557,6 +627,8 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
     agent.last_call_ended_at = run.now
     queue = s.queues.get(talking[1])
     wrap_up_s = queue.wrap_up_s if queue is not None else 0
+    s.handle_times[talking[1]] = queue_wait.remember(s.handle_times.get(talking[1], ()),
+                                                     max(0, talk_s) + wrap_up_s)
     if agent.state is not AgentState.ON_CALL:
         return
     if wrap_up_s > 0:
@@ -592,12 +664,47 @@ def _tick(run: _Run) -> None:
     for entry in s.ordered_waiting():
         queue = s.queues.get(entry.queue)
         waited = run.now - entry.entered_at
-        if queue is None or not _staffed(s, queue):
+        if queue is None:
             _leave(run, entry.call_id, "overflow")
             run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue))
+        elif entry.callback:
+            continue  # nobody on the line to send anywhere: it waits for an agent
+        elif queue.leave_when_empty and not _staffed(s, queue):
+            _leave(run, entry.call_id, "overflow")
+            run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue, queue.overflow))
         elif queue.max_wait_s is not None and waited >= timedelta(seconds=queue.max_wait_s):
             _leave(run, entry.call_id, "overflow")
-            run.emit(Overflow(entry.call_id, OverflowReason.MAX_WAIT, entry.queue))
+            run.emit(Overflow(entry.call_id, OverflowReason.MAX_WAIT, entry.queue, queue.overflow))
+
+
+def _callback(run: _Run, call_id: str, callback_call_id: str) -> None:
+    s = run.state
+    entry = s.waiting.get(call_id)
+    if entry is None or entry.callback or callback_call_id in s.waiting:
+        return
+    tried = s.tried.get(call_id)
+    _leave(run, call_id, "caller asked for a callback")  # withdraws a ringing offer, no miss
+    s.waiting[callback_call_id] = replace(entry, call_id=callback_call_id, callback=True)
+    if tried:
+        s.tried[callback_call_id] = tried
+
+
+def _announce(run: _Run) -> None:
+    s = run.state
+    offered = {offer.call_id for offer in s.offers.values()}
+    for entry in s.ordered_waiting():
+        queue = s.queues.get(entry.queue)
+        if queue is None or queue.announce_every_s <= 0 or entry.callback or entry.call_id in offered:
+            continue
+        since = entry.announced_at or entry.entered_at
+        if run.now - since < timedelta(seconds=queue.announce_every_s):
+            continue
+        position = position_of(s, entry.call_id)
+        assert position is not None
+        eta = queue_wait.estimate_wait_s(position, s.handle_times.get(queue.name, ()),
+                                         working_members(s, queue))
+        s.waiting[entry.call_id] = replace(entry, announced_at=run.now)
+        run.emit(AnnounceWait(entry.call_id, queue.name, position, eta))
 
 
 def _dispatch(run: _Run) -> None:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from controller.backoff import Backoff, stop_task
-from controller.domain.agents import Agent, AgentState, QueueConfig
+from controller.domain.agents import Agent, AgentState, QueueConfig, QueueDestination
 from controller.domain.errors import NotFound, StorageUnavailable
 from controller.engines import acd
 from controller.storage.acd import AgentStateRow
@@ -61,7 +61,10 @@ class CallLegs(Protocol):
 
     async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None: ...
 
-    async def overflow(self, call_id: str, reason: str) -> None: ...
+    async def overflow(self, call_id: str, reason: str, queue: str,
+                       destination: QueueDestination) -> None: ...
+
+    async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None: ...
 
 
 # Where agent state changes are written (the record writer: durable through outages).
@@ -331,9 +334,12 @@ class AcdService:
             case acd.ConnectCall(call_id=call_id, agent_id=agent_id, offer_id=offer_id):
                 if legs is not None:
                     await legs.connect(call_id, offer_id, agent_id)
-            case acd.Overflow(call_id=call_id, reason=reason):
+            case acd.Overflow(call_id=call_id, reason=reason, queue=queue, destination=destination):
                 if legs is not None:
-                    await legs.overflow(call_id, reason.value)
+                    await legs.overflow(call_id, reason.value, queue, destination)
+            case acd.AnnounceWait(call_id=call_id, queue=queue, position=position, eta_s=eta_s):
+                if legs is not None:
+                    await legs.announce(call_id, queue, position, eta_s)
             case acd.AgentStateChanged(agent_id=agent_id, state=state, reason=reason, wrap_up_s=wrap_up_s):
                 log.info("agent %s is %s %s", agent_id, state.value, reason or "",
                          extra={"agent_id": agent_id, "state": state.value})

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from controller.domain import commands as c
 from controller.domain import events as e
-from controller.domain.agents import QueueEntry
+from controller.domain.agents import QueueDestination
 from controller.domain.calls import (
     Call,
     CallState,
@@ -47,6 +47,7 @@ from controller.services.acd import AcdService
 from controller.services.call_snapshot import restore, snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
+from controller.services.queue_caller import QueueCaller
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 from controller.storage.records import CallEventRow, CallRow, LegRow
@@ -124,7 +125,7 @@ class CallService:
     def __init__(self, switch: Switch, records: RecordWriter, live: LiveStore,
                  default_prompt: str, inbound: Inbound | None = None,
                  voicemails: Voicemails | None = None, lookups: Lookups | None = None,
-                 acd: AcdService | None = None) -> None:
+                 acd: AcdService | None = None, queue_caller: QueueCaller | None = None) -> None:
         self._switch = switch
         self._records = records
         self._live = live
@@ -133,6 +134,11 @@ class CallService:
         self._voicemails = voicemails
         self._lookups = lookups or Lookups()
         self._acd = acd
+        # The waiting caller's side of queues (services/queue_caller.py).
+        self._waiting = queue_caller or QueueCaller(
+            acd, lambda name: acd.state.queues.get(name) if acd is not None else None, records.put,
+            switch.name)
+        self._waiting.open_call = self._open_callback
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -221,6 +227,7 @@ class CallService:
                     item.done.set_exception(NotFound(f"call {call.id} has ended"))
             for timer in session.timers.values():
                 timer.cancel()
+            self._waiting.call_ended(call.id)
             self._sessions.pop(call.id, None)
             for leg_id in call.legs:
                 self._call_of_leg.pop(leg_id, None)
@@ -270,6 +277,10 @@ class CallService:
                 if self._acd is not None:
                     self._acd.submit(acd_engine.OfferAnswered(offer_id, agent_id))
                 rows.append(LegRow.of(leg))
+            case e.LegArrived() if leg is not None and event.args[:1] == ("callback",):
+                self._transition(leg, LegState.UP, event.at)
+                commands = self._waiting.callback_answered(session, leg)
+                rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None and leg.role is LegRole.TRANSFER:
                 self._transition(leg, LegState.UP, event.at)
                 commands = self._bridge_transfer(session, leg)
@@ -288,6 +299,7 @@ class CallService:
 
         if session.driver is not None and not isinstance(event, e.LegArrived):
             commands = session.driver.on_event(event, event.at)
+        commands += await self._waiting.on_event(session, event)
         if isinstance(event, e.LegHungUp) and leg is not None:
             commands += self._after_leg_ended(session, leg, event.at)
 
@@ -448,12 +460,18 @@ class CallService:
             await self._execute(session, c.Hangup(leg_id))
 
     async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None:
-        """Bridge the waiting caller with the agent who answered."""
+        """Bridge the waiting caller with the agent who answered (a callback: dial the caller)."""
         session = self._sessions.get(call_id)
         if session is None:
             return
-        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
         agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
+        if self._waiting.is_callback(call_id) and agent_leg is not None:
+            for command in self._waiting.dial_callback(session, agent_leg, agent_id):
+                await self._execute(session, command)
+            return
+        for command in self._waiting.connected(call_id):
+            await self._execute(session, command)
+        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
         if not callers or agent_leg is None:
             return
         session.agent_id, session.queued = agent_id, None
@@ -467,14 +485,32 @@ class CallService:
                           CallEventRow(call_id, agent_leg.id, datetime.now(UTC), "AgentConnected",
                                        {"agent_id": agent_id}))
 
-    async def overflow(self, call_id: str, reason: str) -> None:
+    async def overflow(self, call_id: str, reason: str, queue: str, destination: QueueDestination) -> None:
+        """The ACD sent the caller out of its queue: on to the queue's destination, in order
+        with the call's other events (services/queue_caller.py)."""
         session = self._sessions.get(call_id)
         if session is None:
             return
+        event = self._waiting.overflowed(call_id, reason, queue, destination)
+        if event is not None:
+            session.queue.put_nowait(event)
+            return
+        # A caller the queue side does not follow (adopted from a previous run): hang up.
         session.queued = None
         session.call.data["queue_overflow"] = reason
         for leg in session.call.live_legs():
             await self._execute(session, c.Hangup(leg.id))
+
+    async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None:
+        """The ACD says the waiting caller is due to hear its position and estimated wait."""
+        session = self._sessions.get(call_id)
+        event = self._waiting.announcement_due(call_id, queue, position, eta_s)
+        if session is not None and event is not None:
+            session.queue.put_nowait(event)
+
+    async def _open_callback(self, call: Call) -> None:
+        """Track a callback call (its caller's leg is dialed later, services/queue_caller.py)."""
+        self._track(CallSession(call))
 
     # ---- transfers: a second leg dialed by the flow, bridged with the caller -----------
 
@@ -558,16 +594,11 @@ class CallService:
                                                {"request_id": command.request_id, "url": command.url}))
                 self._lookups.start(command, session.queue.put_nowait)
                 return
-            case c.EnterQueue(queue=queue, priority=priority, skills=skills, leg_id=leg_id):
+            case c.EnterQueue():
                 # The caller waits on hold while the ACD finds an agent.
-                call.data.update({"queue": queue, "queue_priority": str(priority),
-                                  "queue_skills": ",".join(f"{k}:{v}" for k, v in skills.items())})
-                if self._acd is not None:
-                    session.queued = queue
-                    self._acd.submit(acd_engine.CallQueued(QueueEntry(
-                        call_id=call.id, queue=queue, entered_at=datetime.now(UTC), priority=priority,
-                        skills=dict(skills))))
-                command = c.StartMusicOnHold(leg_id)
+                for queued in self._waiting.enter(session, command, datetime.now(UTC)):
+                    await self._execute(session, queued)
+                return
             case c.StoreVoicemail():
                 await self._store_voicemail(call, command)
                 return
@@ -584,6 +615,9 @@ class CallService:
             self._not_dialed(session, command, exc)
         except ControllerError as exc:  # the switch refused, or the command was unsafe to send
             log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
+            if isinstance(command, c.Originate):  # the leg will never come: it ends now
+                session.queue.put_nowait(e.LegHungUp(command.leg_id, datetime.now(UTC), 0,
+                                                     f"not dialed: {exc.detail}"))
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandFailed",
                                            {"command": type(command).__name__, "error": exc.code,

@@ -30,6 +30,7 @@ from uuid import UUID, uuid4
 
 from controller.domain.errors import Conflict, ControllerError, NotFound, SwitchError
 from controller.domain.flows import Flow, FlowError, FlowInvalid, check_references, parse_flow
+from controller.storage import acd as acd_store
 from controller.storage import inbound as store
 from controller.storage.db import Database
 from controller.storage.inbound import FlowVersion
@@ -198,12 +199,16 @@ class FlowService:
 
     async def delete(self, name: str) -> None:
         """Soft delete: new calls cannot enter it; calls in progress finish their version.
-        Conflict while a route sends calls to it."""
+        Conflict while a route or a queue's overflow sends calls to it."""
         check_name(name, "flow name")
         async with self._db.connection() as conn:
             routes = await store.routes_using_flow(conn, name)
             if routes:
                 raise Conflict(f"flow {name} is used by route(s) {', '.join(routes)}; change them first")
+            queues = await acd_store.queues_overflowing_to_flow(conn, name)
+            if queues:
+                raise Conflict(f"flow {name} is the overflow of queue(s) {', '.join(queues)}; change them "
+                               "first")
             deleted = await store.delete_flow(conn, name)
         if deleted is None:
             raise NotFound(f"no flow {name}")

@@ -76,6 +76,11 @@ class InboundRouter:
     async def release(self, admission_route: str, call_id: str) -> None:
         await self.limits.release(admission_route, call_id)
 
+    async def start_flow(self, name: str, leg_id: str, data: dict[str, str], now: datetime) -> Admission:
+        """Flow ``name`` (its current version) from its start, on a caller already answered: a
+        queue's overflow sends its caller on this way. ControllerError if it cannot be had."""
+        return await self._flow(name, leg_id, data, True, now)
+
     async def resume(self, saved: dict[str, Any]) -> Driver:
         """The driver a previous run saved, for adoption."""
         if saved["kind"] == "greeting":

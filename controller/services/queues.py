@@ -2,8 +2,10 @@
 
 Writes are validated here: the strategy is one of ``Strategy``, limits are in range, each rule
 is a ``QueueRule``, every member is a live agent (checked in the same transaction that writes
-the members, with the agents locked so none is deleted meanwhile), and the whole is accepted by
-``QueueConfig`` itself (``to_domain``), so every stored queue can be loaded by the ACD.
+the members, with the agents locked so none is deleted meanwhile), the overflow destination
+names an existing queue (not this one) or live flow, or a mailbox, and the whole is accepted by
+``QueueConfig`` itself (``to_domain``), so every stored queue can be loaded by the ACD. A queue
+cannot be deleted while another queue overflows to it.
 
 ``all_configs`` is what the live ACD loads: every agent and every queue, read in one snapshot.
 After every successful write, ``on_change`` (when given) is awaited, so the ACD reloads.
@@ -18,7 +20,18 @@ from typing import Any
 
 import psycopg
 
-from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, Agent, QueueConfig, QueueRule, Strategy
+from controller.domain.agents import (
+    DTMF_KEYS,
+    MAX_SKILL_LEVEL,
+    MIN_SKILL_LEVEL,
+    Agent,
+    DestinationKind,
+    ExitAction,
+    QueueConfig,
+    QueueDestination,
+    QueueRule,
+    Strategy,
+)
 from controller.domain.errors import Conflict, ControllerError, NotFound
 from controller.services.agents import LABEL_PATTERN, OnChange, agent_to_domain, check_id
 from controller.storage import acd as store
@@ -38,6 +51,13 @@ MAX_MEMBERS = 1000
 MAX_RULES = 20
 MOH_CLASS_PATTERN = LABEL_PATTERN
 _MOH_CLASS = re.compile(MOH_CLASS_PATTERN[1:-1])
+ANNOUNCE_EVERY_MAX = 3600
+# Mailboxes a queue sends callers to: the same alphabet as flow names (no separators, no spaces).
+MAILBOX_PATTERN = LABEL_PATTERN
+_MAILBOX = re.compile(MAILBOX_PATTERN[1:-1])
+EXIT_KEY_PATTERN = r"^[0-9*#A-D]$"
+# The field of the overflow object that names the target, by action.
+OVERFLOW_TARGET = {"queue": "queue", "flow": "flow", "voicemail": "mailbox"}
 RULE_FIELDS = ("after_wait_s", "max_penalty", "min_skill_level")
 
 
@@ -63,6 +83,20 @@ class QueueSpec:
     max_penalty: int | None = None
     rules: tuple[dict[str, int], ...] = ()  # {after_wait_s, max_penalty?, min_skill_level?}
     moh_class: str = "default"
+    overflow: dict[str, str] | None = None  # {"action": hangup|queue|flow|voicemail, <target>}
+    join_when_empty: bool = False
+    leave_when_empty: bool = True
+    announce_every_s: int = 0
+    exit_key: str | None = None
+    exit_action: str | None = None
+    exit_mailbox: str | None = None
+
+
+def destination(overflow: dict[str, str]) -> QueueDestination:
+    """A stored overflow object as the domain's destination."""
+    action = overflow.get("action", "hangup")
+    field_name = OVERFLOW_TARGET.get(action)
+    return QueueDestination(DestinationKind(action), overflow.get(field_name, "") if field_name else "")
 
 
 def queue_to_domain(record: QueueRecord) -> QueueConfig:
@@ -73,6 +107,11 @@ def queue_to_domain(record: QueueRecord) -> QueueConfig:
         service_level_s=record.service_level_s, max_wait_s=record.max_wait_s,
         max_length=record.max_length, max_penalty=record.max_penalty,
         rules=tuple(QueueRule(**rule) for rule in record.rules),
+        overflow=destination(record.overflow), join_when_empty=record.join_when_empty,
+        leave_when_empty=record.leave_when_empty, announce_every_s=record.announce_every_s,
+        exit_key=record.exit_key,
+        exit_action=ExitAction(record.exit_action) if record.exit_action else None,
+        exit_mailbox=record.exit_mailbox, moh_class=record.moh_class,
     )
 
 
@@ -99,6 +138,7 @@ class QueueService:
         try:
             async with self._db.connection() as conn:
                 await _check_members(conn, record)
+                await _check_overflow(conn, record)
                 created = await store.insert_queue(conn, record)
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(f"queue {name} exists; PUT /v1/queues/{name} replaces it") from exc
@@ -110,6 +150,7 @@ class QueueService:
         record = _validated(name, spec)
         async with self._db.connection() as conn:
             await _check_members(conn, record)
+            await _check_overflow(conn, record)
             updated = await store.update_queue(conn, record)
         if updated is None:
             raise NotFound(f"no queue {name}")
@@ -120,6 +161,10 @@ class QueueService:
     async def delete(self, name: str) -> None:
         check_id(name, "queue name", InvalidQueue)
         async with self._db.connection() as conn:
+            users = [user for user in await store.queues_overflowing_to(conn, name) if user != name]
+            if users:
+                raise Conflict(f"queue {name} is the overflow of queue(s) {', '.join(users)}; change them "
+                               "first")
             deleted = await store.delete_queue(conn, name)
         if not deleted:
             raise NotFound(f"no queue {name}")
@@ -151,9 +196,66 @@ async def _check_members(conn: psycopg.AsyncConnection, record: QueueRecord) -> 
             raise InvalidQueue(f"members[{i}].agent_id: no agent {agent_id}")
 
 
+async def _check_overflow(conn: psycopg.AsyncConnection, record: QueueRecord) -> None:
+    target = destination(record.overflow)
+    action, target_name = target.kind.value, target.target
+    if action == "queue" and not await store.queue_exists(conn, target_name):
+        raise InvalidQueue(f"overflow.queue: no queue {target_name}")
+    if action == "flow" and not await store.flow_exists(conn, target_name):
+        raise InvalidQueue(f"overflow.flow: no flow {target_name}")
+
+
+def _overflow(overflow: object, name: str) -> dict[str, str]:
+    if overflow is None:
+        return {"action": "hangup"}
+    if not isinstance(overflow, dict) or overflow.get("action") not in ("hangup", *OVERFLOW_TARGET):
+        raise InvalidQueue("overflow must be {action: hangup|queue|flow|voicemail, ...}")
+    action = overflow["action"]
+    field_name = OVERFLOW_TARGET.get(action)
+    if set(overflow) != {"action", *([field_name] if field_name else [])}:
+        raise InvalidQueue(f"overflow with action {action} has " + (f"exactly one more field, {field_name}"
+                                                                   if field_name else "no other field"))
+    if field_name is None:
+        return {"action": action}
+    target = overflow[field_name]
+    if action == "queue":
+        check_id(target, "overflow.queue", InvalidQueue)
+        if target == name:
+            raise InvalidQueue("overflow.queue: a queue cannot overflow to itself")
+    elif action == "flow":
+        if not isinstance(target, str) or not _MAILBOX.fullmatch(target):
+            raise InvalidQueue("overflow.flow must be a flow name")
+    elif not isinstance(target, str) or not _MAILBOX.fullmatch(target):
+        raise InvalidQueue("overflow.mailbox must be 1 to 64 letters, digits, '_', '.' or '-'")
+    return {"action": action, field_name: target}
+
+
+def _exit(spec: QueueSpec) -> tuple[str | None, str | None, str | None]:
+    key, action, mailbox = spec.exit_key, spec.exit_action, spec.exit_mailbox
+    if key is not None and (not isinstance(key, str) or key not in DTMF_KEYS):
+        raise InvalidQueue("exit_key must be one DTMF key: 0-9, *, #, A-D")
+    if action is not None and action not in {a.value for a in ExitAction}:
+        raise InvalidQueue("exit_action must be voicemail or callback")
+    if (key is None) != (action is None):
+        raise InvalidQueue("exit_key and exit_action go together")
+    if action == ExitAction.VOICEMAIL.value:
+        if not isinstance(mailbox, str) or not _MAILBOX.fullmatch(mailbox):
+            raise InvalidQueue("exit_mailbox: exit to voicemail needs a mailbox (1 to 64 letters, digits, "
+                               "'_', '.' or '-')")
+    elif mailbox is not None:
+        raise InvalidQueue("exit_mailbox is only for exit_action voicemail")
+    return key, action, mailbox
+
+
 def _int(value: object, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidQueue(f"{what} must be an integer from {low} to {high}")
+    return value
+
+
+def _bool(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidQueue(f"{what} must be true or false")
     return value
 
 
@@ -202,6 +304,7 @@ def _validated(name: str, spec: QueueSpec) -> QueueRecord:
         seen.add(agent_id)
     if not isinstance(spec.moh_class, str) or not _MOH_CLASS.fullmatch(spec.moh_class):
         raise InvalidQueue("moh_class must be 1 to 64 letters, digits, '_', '.' or '-'")
+    exit_key, exit_action, exit_mailbox = _exit(spec)
     record = QueueRecord(
         name=name, strategy=strategy.value,
         ring_timeout_s=_int(spec.ring_timeout_s, "ring_timeout_s", 1, RING_TIMEOUT_MAX),
@@ -213,6 +316,11 @@ def _validated(name: str, spec: QueueSpec) -> QueueRecord:
         max_length=_optional_int(spec.max_length, "max_length", 1, MAX_LENGTH_MAX),
         max_penalty=_optional_int(spec.max_penalty, "max_penalty", 0, PENALTY_MAX),
         rules=_rules(spec.rules), moh_class=spec.moh_class, members=members,
+        overflow=_overflow(spec.overflow, name),
+        join_when_empty=_bool(spec.join_when_empty, "join_when_empty"),
+        leave_when_empty=_bool(spec.leave_when_empty, "leave_when_empty"),
+        announce_every_s=_int(spec.announce_every_s, "announce_every_s", 0, ANNOUNCE_EVERY_MAX),
+        exit_key=exit_key, exit_action=exit_action, exit_mailbox=exit_mailbox,
     )
     try:
         queue_to_domain(record)  # QueueConfig's own checks, the last word

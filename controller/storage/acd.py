@@ -8,7 +8,7 @@ which the services turn into 409.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -196,6 +196,14 @@ class QueueRecord:
     members: tuple[tuple[str, int], ...]  # (agent_id, penalty), in member order
     created_at: datetime | None = None  # None until stored
     updated_at: datetime | None = None
+    # What happens to a waiting caller (migration 0005).
+    overflow: dict[str, str] = field(default_factory=lambda: {"action": "hangup"})
+    join_when_empty: bool = False
+    leave_when_empty: bool = True
+    announce_every_s: int = 0
+    exit_key: str | None = None
+    exit_action: str | None = None  # voicemail | callback
+    exit_mailbox: str | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> QueueRecord:
@@ -203,12 +211,17 @@ class QueueRecord:
                    row["max_misses_before_pause"], row["service_level_s"], row["max_wait_s"],
                    row["max_length"], row["max_penalty"], tuple(row["rules"]), row["moh_class"],
                    tuple((agent_id, penalty) for agent_id, penalty in row["members"]),
-                   row["created_at"], row["updated_at"])
+                   row["created_at"], row["updated_at"],
+                   overflow=dict(row["overflow"]), join_when_empty=row["join_when_empty"],
+                   leave_when_empty=row["leave_when_empty"], announce_every_s=row["announce_every_s"],
+                   exit_key=row["exit_key"], exit_action=row["exit_action"],
+                   exit_mailbox=row["exit_mailbox"])
 
 
 _QUEUE_COLUMNS = ("name, strategy, ring_timeout_s, wrap_up_s, max_misses_before_pause, "
                   "service_level_s, max_wait_s, max_length, max_penalty, rules, moh_class, "
-                  "created_at, updated_at")
+                  "overflow, join_when_empty, leave_when_empty, announce_every_s, exit_key, "
+                  "exit_action, exit_mailbox, created_at, updated_at")
 
 # A queue with its members as [[agent_id, penalty], ...] in member order.
 _QUEUE = f"""
@@ -224,10 +237,13 @@ GET_QUEUE = f"{_QUEUE} WHERE name = %s"
 
 INSERT_QUEUE = """
 INSERT INTO queues (name, strategy, ring_timeout_s, wrap_up_s, max_misses_before_pause,
-                    service_level_s, max_wait_s, max_length, max_penalty, rules, moh_class)
+                    service_level_s, max_wait_s, max_length, max_penalty, rules, moh_class,
+                    overflow, join_when_empty, leave_when_empty, announce_every_s, exit_key,
+                    exit_action, exit_mailbox)
 VALUES (%(name)s, %(strategy)s, %(ring_timeout_s)s, %(wrap_up_s)s, %(max_misses_before_pause)s,
         %(service_level_s)s, %(max_wait_s)s, %(max_length)s, %(max_penalty)s, %(rules)s,
-        %(moh_class)s)
+        %(moh_class)s, %(overflow)s, %(join_when_empty)s, %(leave_when_empty)s,
+        %(announce_every_s)s, %(exit_key)s, %(exit_action)s, %(exit_mailbox)s)
 RETURNING name
 """
 
@@ -236,12 +252,29 @@ UPDATE queues
 SET strategy = %(strategy)s, ring_timeout_s = %(ring_timeout_s)s, wrap_up_s = %(wrap_up_s)s,
     max_misses_before_pause = %(max_misses_before_pause)s, service_level_s = %(service_level_s)s,
     max_wait_s = %(max_wait_s)s, max_length = %(max_length)s, max_penalty = %(max_penalty)s,
-    rules = %(rules)s, moh_class = %(moh_class)s, updated_at = now()
+    rules = %(rules)s, moh_class = %(moh_class)s, overflow = %(overflow)s,
+    join_when_empty = %(join_when_empty)s, leave_when_empty = %(leave_when_empty)s,
+    announce_every_s = %(announce_every_s)s, exit_key = %(exit_key)s, exit_action = %(exit_action)s,
+    exit_mailbox = %(exit_mailbox)s, updated_at = now()
 WHERE name = %(name)s
 RETURNING name
 """
 
 DELETE_QUEUE = "DELETE FROM queues WHERE name = %s RETURNING name"
+
+QUEUE_EXISTS = "SELECT 1 FROM queues WHERE name = %s"
+
+FLOW_EXISTS = "SELECT 1 FROM flows WHERE name = %s AND deleted_at IS NULL"
+
+# Queues that send their overflow to this queue (it cannot be deleted while there are any).
+QUEUES_OVERFLOWING_TO = """
+SELECT name FROM queues WHERE overflow->>'action' = 'queue' AND overflow->>'queue' = %s ORDER BY name
+"""
+
+# Queues that send their overflow to this flow (it cannot be deleted while there are any).
+QUEUES_OVERFLOWING_TO_FLOW = """
+SELECT name FROM queues WHERE overflow->>'action' = 'flow' AND overflow->>'flow' = %s ORDER BY name
+"""
 
 DELETE_MEMBERS = "DELETE FROM queue_members WHERE queue = %s"
 
@@ -262,6 +295,9 @@ def _queue_params(record: QueueRecord) -> dict[str, Any]:
         "service_level_s": record.service_level_s, "max_wait_s": record.max_wait_s,
         "max_length": record.max_length, "max_penalty": record.max_penalty,
         "rules": Jsonb(list(record.rules)), "moh_class": record.moh_class,
+        "overflow": Jsonb(record.overflow), "join_when_empty": record.join_when_empty,
+        "leave_when_empty": record.leave_when_empty, "announce_every_s": record.announce_every_s,
+        "exit_key": record.exit_key, "exit_action": record.exit_action, "exit_mailbox": record.exit_mailbox,
     }
 
 
@@ -304,6 +340,26 @@ async def update_queue(conn: psycopg.AsyncConnection, record: QueueRecord) -> Qu
         return None
     await _replace_members(conn, record)
     return await get_queue(conn, record.name)
+
+
+async def queue_exists(conn: psycopg.AsyncConnection, name: str) -> bool:
+    cursor = await conn.execute(QUEUE_EXISTS, (name,))
+    return await cursor.fetchone() is not None
+
+
+async def flow_exists(conn: psycopg.AsyncConnection, name: str) -> bool:
+    cursor = await conn.execute(FLOW_EXISTS, (name,))
+    return await cursor.fetchone() is not None
+
+
+async def queues_overflowing_to_flow(conn: psycopg.AsyncConnection, flow: str) -> list[str]:
+    cursor = await conn.execute(QUEUES_OVERFLOWING_TO_FLOW, (flow,))
+    return [row["name"] for row in await cursor.fetchall()]
+
+
+async def queues_overflowing_to(conn: psycopg.AsyncConnection, name: str) -> list[str]:
+    cursor = await conn.execute(QUEUES_OVERFLOWING_TO, (name,))
+    return [row["name"] for row in await cursor.fetchall()]
 
 
 async def delete_queue(conn: psycopg.AsyncConnection, name: str) -> bool:

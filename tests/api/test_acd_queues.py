@@ -6,11 +6,18 @@ import httpx
 import pytest
 
 from controller.bootstrap import Runtime
-from controller.domain.agents import QueueConfig, QueueRule, Strategy
+from controller.domain.agents import (
+    DestinationKind,
+    ExitAction,
+    QueueConfig,
+    QueueDestination,
+    QueueRule,
+    Strategy,
+)
 from controller.services.queues import QueueService, QueueSpec
 from tests.api.conftest import bearer
 from tests.api.test_acd_agents import make_agent
-from tests.api.test_inbound_flows import unique
+from tests.api.test_inbound_flows import simple_flow, unique
 
 
 @pytest.fixture
@@ -163,3 +170,106 @@ async def test_on_change_follows_every_write(runtime: Runtime, two_agents: tuple
         await service.update(name, QueueSpec(members=(("nobody-at-all", 0),)))
     await service.delete(name)
     assert calls == ["changed"] * 3
+
+
+# --- what happens to a waiting caller: overflow, empty queues, announcements, exit key --------
+
+
+async def test_caller_settings_round_trip_and_reach_the_acd(client: httpx.AsyncClient, admin_key: str,
+                                                            runtime: Runtime) -> None:
+    spill, main = unique("spill"), unique("main")
+    flow_name = unique("after-hours")
+    made_flow = await client.post("/v1/flows", headers=bearer(admin_key),
+                                  json={"name": flow_name, "document": simple_flow()})
+    assert made_flow.status_code == 201, made_flow.text
+    spilled = await client.post("/v1/queues", headers=bearer(admin_key), json={"name": spill})
+    assert spilled.status_code == 201, spilled.text
+    body = {"name": main, "max_wait_s": 60, "overflow": {"action": "queue", "queue": spill},
+            "join_when_empty": True, "leave_when_empty": False, "announce_every_s": 30,
+            "exit_key": "9", "exit_action": "callback"}
+    created = await client.post("/v1/queues", headers=bearer(admin_key), json=body)
+    assert created.status_code == 201, created.text
+    out = created.json()
+    assert out["overflow"] == {"action": "queue", "queue": spill}
+    assert (out["join_when_empty"], out["leave_when_empty"], out["announce_every_s"]) == (True, False, 30)
+    assert (out["exit_key"], out["exit_action"], out["exit_mailbox"]) == ("9", "callback", None)
+    config = runtime.queues.to_domain(await runtime.queues.get(main))
+    assert config.overflow == QueueDestination(DestinationKind.QUEUE, spill)
+    assert config.exit_action is ExitAction.CALLBACK and config.announce_every_s == 30
+
+    # The queue it overflows to cannot go while it does.
+    refused = await client.delete(f"/v1/queues/{spill}", headers=bearer(admin_key))
+    assert refused.status_code == 409 and main in refused.json()["detail"]
+
+    for overflow, expected in (({"action": "flow", "flow": flow_name}, DestinationKind.FLOW),
+                               ({"action": "voicemail", "mailbox": "sales"}, DestinationKind.VOICEMAIL),
+                               ({"action": "hangup"}, DestinationKind.HANGUP)):
+        replaced = await client.put(f"/v1/queues/{main}", headers=bearer(admin_key), json={
+            "overflow": overflow, "exit_key": "#", "exit_action": "voicemail", "exit_mailbox": "sales"})
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["overflow"] == overflow
+        assert runtime.queues.to_domain(await runtime.queues.get(main)).overflow.kind is expected
+        if expected is DestinationKind.FLOW:  # the flow cannot go while the queue overflows to it
+            blocked = await client.delete(f"/v1/flows/{flow_name}", headers=bearer(admin_key))
+            assert blocked.status_code == 409 and main in blocked.json()["detail"]
+    defaults = (await client.put(f"/v1/queues/{main}", headers=bearer(admin_key), json={})).json()
+    assert defaults["overflow"] == {"action": "hangup"} and defaults["exit_key"] is None
+    assert (defaults["join_when_empty"], defaults["leave_when_empty"], defaults["announce_every_s"]) == (
+        False, True, 0)
+    assert (await client.delete(f"/v1/queues/{spill}", headers=bearer(admin_key))).status_code == 204
+
+
+async def test_overflow_must_name_an_existing_queue_or_flow(client: httpx.AsyncClient,
+                                                            admin_key: str) -> None:
+    name = unique("ovf")
+    for overflow, field in (({"action": "queue", "queue": unique("nowhere")}, "overflow.queue"),
+                            ({"action": "flow", "flow": unique("no-flow")}, "overflow.flow"),
+                            ({"action": "queue", "queue": name}, "overflow.queue")):
+        response = await client.post("/v1/queues", headers=bearer(admin_key),
+                                     json={"name": name, "overflow": overflow})
+        assert response.status_code == 422, response.text
+        assert response.json()["type"].endswith("/invalid-queue")
+        assert response.json()["detail"].startswith(field)
+
+
+CALLER_INVALID = {
+    "unknown overflow action": ({"overflow": {"action": "dance"}}, "overflow"),
+    "overflow queue without a name": ({"overflow": {"action": "queue"}}, "queue"),
+    "overflow with a stray field": ({"overflow": {"action": "hangup", "queue": "x"}}, "queue"),
+    "overflow mailbox with a comma": ({"overflow": {"action": "voicemail", "mailbox": "a,b"}}, "mailbox"),
+    "two exit keys": ({"exit_key": "12", "exit_action": "callback"}, "exit_key"),
+    "unknown exit action": ({"exit_key": "1", "exit_action": "dance"}, "exit_action"),
+    "negative announcement period": ({"announce_every_s": -5}, "announce_every_s"),
+    "join_when_empty as a string": ({"join_when_empty": "yes"}, "join_when_empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(CALLER_INVALID))
+async def test_invalid_caller_settings_are_422(client: httpx.AsyncClient, admin_key: str, case: str) -> None:
+    fields, field = CALLER_INVALID[case]
+    response = await client.post("/v1/queues", headers=bearer(admin_key),
+                                 json={"name": unique("bad"), **fields})
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"]
+
+
+SERVICE_CALLER_INVALID = {
+    "exit key without an action": (QueueSpec(exit_key="9"), "exit_key and exit_action"),
+    "exit action without a key": (QueueSpec(exit_action="callback"), "exit_key and exit_action"),
+    "voicemail without a mailbox": (QueueSpec(exit_key="9", exit_action="voicemail"), "exit_mailbox"),
+    "mailbox without voicemail": (QueueSpec(exit_key="9", exit_action="callback", exit_mailbox="m"),
+                                  "exit_mailbox"),
+    "exit key that is no DTMF key": (QueueSpec(exit_key="x", exit_action="callback"), "exit_key"),
+    "overflow with two targets": (QueueSpec(overflow={"action": "flow", "flow": "a", "queue": "b"}),
+                                  "overflow"),
+    "announce too often": (QueueSpec(announce_every_s=-1), "announce_every_s"),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVICE_CALLER_INVALID))
+async def test_the_service_checks_caller_settings(runtime: Runtime, case: str) -> None:
+    spec, field = SERVICE_CALLER_INVALID[case]
+    with pytest.raises(Exception) as raised:
+        await runtime.queues.create(unique("svc"), spec)
+    assert getattr(raised.value, "code", None) == "invalid-queue"
+    assert str(raised.value).startswith(field)

@@ -13,7 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.domain.agents import Agent, AgentState, QueueConfig, QueueEntry, QueueRule, Strategy
+from controller.domain.agents import (
+    Agent,
+    AgentState,
+    DestinationKind,
+    QueueConfig,
+    QueueDestination,
+    QueueEntry,
+    QueueRule,
+    Strategy,
+)
 from controller.engines import acd
 from controller.engines.acd import (
     AcdCommand,
@@ -24,7 +33,9 @@ from controller.engines.acd import (
     AgentPaused,
     AgentStateChanged,
     AgentUnpaused,
+    AnnounceWait,
     CallAbandoned,
+    CallbackRequested,
     CallEnded,
     CallQueued,
     CancelOffer,
@@ -377,6 +388,102 @@ def test_max_length_and_no_agents_overflow() -> None:
     assert h.queue("c4") == [Overflow("c4", OverflowReason.NO_AGENTS, "q")]
 
 
+def test_overflow_names_the_queue_destination() -> None:
+    to_sales = QueueDestination(DestinationKind.QUEUE, "sales")
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, max_wait_s=5, max_length=1, overflow=to_sales))
+    h(AgentPaused("a1", "break"))
+    h.queue("c1")
+    assert h.queue("c2") == [Overflow("c2", OverflowReason.MAX_LENGTH, "q", to_sales)]
+    assert h(Tick(), after_s=5) == [Overflow("c1", OverflowReason.MAX_WAIT, "q", to_sales)]
+    h(AgentLoggedOut("a1"))
+    assert h.queue("c3") == [Overflow("c3", OverflowReason.NO_AGENTS, "q", to_sales)]
+
+
+def test_join_when_empty_lets_callers_wait_for_an_agent_to_log_in() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, logged_in=False, join_when_empty=True,
+                     leave_when_empty=False))
+    assert h.queue("c1") == []
+    assert h(Tick(), after_s=30) == []
+    assert "c1" in h.state.waiting
+    assert the_offer(h(AgentLoggedIn("a1"))).call_id == "c1"
+
+
+def test_leave_when_empty_sends_waiting_callers_on_when_the_last_agent_goes() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, logged_in=False, join_when_empty=True))
+    assert h.queue("c1") == []  # joins the empty queue...
+    assert h(Tick()) == [Overflow("c1", OverflowReason.NO_AGENTS, "q")]  # ...and leaves it at once
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, leave_when_empty=False))
+    h(AgentPaused("a1", "break"))
+    h.queue("c2")
+    h(AgentLoggedOut("a1"))
+    assert h(Tick()) == [] and "c2" in h.state.waiting
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+def test_callback_keeps_the_place_and_dials_the_agent_first() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, max_wait_s=60))
+    h(AgentPaused("a1", "break"))
+    for call_id in ("c1", "c2", "c3"):
+        h.queue(call_id)
+        h.now += timedelta(seconds=1)
+    assert h(CallbackRequested("c2", "cb2")) == []
+    assert [e.call_id for e in h.state.ordered_waiting()] == ["c1", "cb2", "c3"]
+    assert h.state.waiting["cb2"].callback and acd.position_of(h.state, "cb2") == 2
+    # Max wait sends the callers on, but not the callback: nobody is on its line.
+    overflowed = [cmd.call_id for cmd in h(Tick(), after_s=60) if isinstance(cmd, Overflow)]
+    assert overflowed == ["c1", "c3"]
+    offer = the_offer(h(AgentUnpaused("a1")))
+    assert offer.call_id == "cb2"
+    assert h(OfferAnswered(offer.offer_id)) == [AgentStateChanged("a1", S.ON_CALL, "answered cb2"),
+                                                ConnectCall("cb2", "a1", offer.offer_id)]
+
+
+def test_callback_while_ringing_withdraws_the_offer_and_makes_it_again() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}))
+    first = the_offer(h.queue("c1"))
+    commands = h(CallbackRequested("c1", "cb1"))
+    assert commands[:2] == [CancelOffer(first.offer_id, ("a1",)),
+                            AgentStateChanged("a1", S.AVAILABLE, "caller asked for a callback")]
+    again = the_offer(commands)
+    assert again.call_id == "cb1" and again.agent_ids == ("a1",)
+    assert h.agent("a1").missed_in_a_row == 0
+    assert h(CallbackRequested("c1", "cb9")) == [] and h(CallbackRequested("cb1", "cb9")) == []
+
+
+# --- announcements --------------------------------------------------------------------------
+
+
+def test_announcements_tell_position_and_wait_every_n_seconds() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}, "a2": {}}, announce_every_s=30, wrap_up_s=20))
+    # Two calls handled: 100 s and 40 s of talk, plus 20 s wrap-up each: 90 s on average.
+    for call_id, talk in (("h1", 100), ("h2", 40)):
+        offer = the_offer(h.queue(call_id))
+        h(OfferAnswered(offer.offer_id))
+        h(CallEnded(call_id, offer.agent_ids[0], talk))
+        h(WrapUpEnded(offer.agent_ids[0]))
+    assert h.state.handle_times["q"] == (120.0, 60.0)
+    for agent_id in ("a1", "a2"):
+        h(OfferAnswered(the_offer(h.queue(f"busy-{agent_id}")).offer_id))
+    h.queue("c1")
+    h.queue("c2", priority=1)  # jumps ahead of c1
+    assert h(Tick(), after_s=29) == []
+    assert h(Tick(), after_s=1) == [AnnounceWait("c2", "q", 1, 45), AnnounceWait("c1", "q", 2, 90)]
+    assert h(Tick(), after_s=29) == []
+    assert len(h(Tick(), after_s=1)) == 2
+
+
+def test_no_announcement_while_an_offer_rings_or_when_off() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, announce_every_s=10))
+    h.queue("c1")  # rings a1
+    assert h(Tick(), after_s=10) == []
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}))
+    h(AgentPaused("a1", "break"))
+    h.queue("c1")
+    assert h(Tick(), after_s=1000) == []
+
+
 # --- penalty tiers and rules ----------------------------------------------------------------
 
 
@@ -427,7 +534,7 @@ def test_unknown_ids_are_ignored() -> None:
 
 AGENTS = ("a1", "a2", "a3", "a4")
 KINDS = ("queue", "queue", "queue", "abandon", "login", "logout", "pause", "unpause", "answer",
-         "answer", "fail", "fail", "end", "end", "wrapup", "device", "tick")
+         "answer", "fail", "fail", "end", "end", "wrapup", "device", "tick", "tick", "callback")
 
 
 def random_state(strategy: Strategy) -> AcdState:
@@ -439,8 +546,11 @@ def random_state(strategy: Strategy) -> AcdState:
     })
     state.queues["q"] = QueueConfig("q", strategy, (("a1", 0), ("a2", 1), ("a3", 0), ("a4", 2)),
                                     wrap_up_s=10, max_misses_before_pause=2, max_wait_s=300,
-                                    max_penalty=1, rules=(QueueRule(60, max_penalty=2, min_skill_level=4),))
-    state.queues["r"] = QueueConfig("r", Strategy.RING_ALL, (("a2", 0), ("a3", 0), ("a4", 0)), max_length=3)
+                                    max_penalty=1, rules=(QueueRule(60, max_penalty=2, min_skill_level=4),),
+                                    announce_every_s=30,
+                                    overflow=QueueDestination(DestinationKind.QUEUE, "r"))
+    state.queues["r"] = QueueConfig("r", Strategy.RING_ALL, (("a2", 0), ("a3", 0), ("a4", 0)), max_length=3,
+                                    join_when_empty=True, leave_when_empty=False, announce_every_s=45)
     return state
 
 
@@ -477,6 +587,9 @@ def to_event(state: AcdState, op: tuple[str, int, int], n: int, now: datetime) -
             return WrapUpEnded(agent_id)
         case "device":
             return AgentDeviceState(agent_id, reachable=bool(j % 2))
+        case "callback" if state.waiting:
+            waiting = sorted(state.waiting)
+            return CallbackRequested(waiting[i % len(waiting)], f"cb{n}")
     return Tick()
 
 
@@ -529,6 +642,20 @@ def check_invariants(before: AcdState, decision: acd.AcdDecision, now: datetime)
                 if better.rank() < entry.rank():
                     for agent_id in cmd.agent_ids:
                         assert not eligible(after, better, after.agents[agent_id], now), (better, cmd)
+    # A callback entry is never overflowed from a known queue: nobody is on the line.
+    for cmd in decision.commands:
+        if isinstance(cmd, Overflow) and cmd.call_id in before.waiting:
+            assert not before.waiting[cmd.call_id].callback or cmd.queue not in after.queues, cmd
+    # Announcements go to waiting callers (not callbacks) without a ringing offer, with their place.
+    for cmd in decision.commands:
+        if isinstance(cmd, AnnounceWait):
+            entry = after.waiting[cmd.call_id]
+            assert not entry.callback and cmd.call_id not in offered and entry.announced_at == now
+            assert cmd.position == 1 + sum(1 for e in after.waiting.values()
+                                           if e.queue == entry.queue and e.rank() < entry.rank())
+    # Ranks are kept by callbacks: the waiting entries' (priority, entered_at, sequence) are unique.
+    ranks = [e.rank() for e in after.waiting.values()]
+    assert len(ranks) == len(set(ranks))
 
 
 OPS = st.tuples(st.sampled_from(KINDS), st.integers(0, 7), st.integers(0, 11))

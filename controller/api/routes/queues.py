@@ -4,19 +4,23 @@ Admins and supervisors write; integrations read."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from controller.api.auth import authorize
 from controller.api.deps import get_runtime
 from controller.api.errors import problems
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
-from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, Strategy
+from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, ExitAction, Strategy
 from controller.services.agents import ID_PATTERN
+from controller.services.flows import NAME_PATTERN
 from controller.services.queues import (
+    ANNOUNCE_EVERY_MAX,
+    EXIT_KEY_PATTERN,
+    MAILBOX_PATTERN,
     MAX_LENGTH_MAX,
     MAX_MEMBERS,
     MAX_RULES,
@@ -57,6 +61,39 @@ class Rule(BaseModel):
                                         description="Required skills are needed only at this level")
 
 
+class HangUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["hangup"]
+
+
+class ToQueue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["queue"]
+    queue: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN,
+                       description="Another queue (its own wait starts at 0)")
+
+
+class ToFlow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["flow"]
+    flow: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                      description="A flow; the caller's flow goes on there, from its start")
+
+
+class ToVoicemail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["voicemail"]
+    mailbox: str = Field(min_length=1, max_length=64, pattern=MAILBOX_PATTERN,
+                         description="The caller records a message for this mailbox")
+
+
+Overflow = Annotated[HangUp | ToQueue | ToFlow | ToVoicemail, Field(discriminator="action")]
+
+
 class QueueBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +116,23 @@ class QueueBody(BaseModel):
                               description="Limits that widen as a caller waits")
     moh_class: str = Field("default", min_length=1, max_length=64, pattern=MOH_CLASS_PATTERN,
                            description="Asterisk music-on-hold class callers hear")
+    overflow: Overflow = Field(default_factory=lambda: HangUp(action="hangup"),
+                               description="Where a caller goes after max_wait_s, when the queue is "
+                                           "full, or when it has no agents (see join/leave_when_empty)")
+    join_when_empty: StrictBool = Field(False, description="Callers may join while no member is logged in "
+                                                     "and reachable (else they overflow at once)")
+    leave_when_empty: StrictBool = Field(True, description="Waiting callers overflow when the last member "
+                                                     "logged in and reachable goes")
+    announce_every_s: int = Field(0, ge=0, le=ANNOUNCE_EVERY_MAX,
+                                  description="Tell waiting callers their position and estimated wait "
+                                              "this often (0: never)")
+    exit_key: str | None = Field(None, pattern=EXIT_KEY_PATTERN,
+                                 description="A DTMF key that takes the caller out of the queue")
+    exit_action: ExitAction | None = Field(None, description="What the exit key does: voicemail (to "
+                                                             "exit_mailbox) or callback (the caller "
+                                                             "keeps its place and is called back)")
+    exit_mailbox: str | None = Field(None, min_length=1, max_length=64, pattern=MAILBOX_PATTERN,
+                                     description="With exit_action voicemail")
 
     def spec(self) -> QueueSpec:
         return QueueSpec(
@@ -89,7 +143,11 @@ class QueueBody(BaseModel):
             service_level_s=self.service_level_s, max_wait_s=self.max_wait_s,
             max_length=self.max_length, max_penalty=self.max_penalty,
             rules=tuple(rule.model_dump(exclude_none=True) for rule in self.rules),
-            moh_class=self.moh_class,
+            moh_class=self.moh_class, overflow=self.overflow.model_dump(),
+            join_when_empty=self.join_when_empty, leave_when_empty=self.leave_when_empty,
+            announce_every_s=self.announce_every_s, exit_key=self.exit_key,
+            exit_action=self.exit_action.value if self.exit_action else None,
+            exit_mailbox=self.exit_mailbox,
         )
 
 
@@ -114,6 +172,10 @@ class QueueOut(QueueBody):
             "service_level_s": record.service_level_s, "max_wait_s": record.max_wait_s,
             "max_length": record.max_length, "max_penalty": record.max_penalty,
             "rules": list(record.rules), "moh_class": record.moh_class,
+            "overflow": record.overflow, "join_when_empty": record.join_when_empty,
+            "leave_when_empty": record.leave_when_empty, "announce_every_s": record.announce_every_s,
+            "exit_key": record.exit_key, "exit_action": record.exit_action,
+            "exit_mailbox": record.exit_mailbox,
             "created_at": record.created_at, "updated_at": record.updated_at,
         })
 
@@ -161,8 +223,9 @@ async def update_queue(
 
 
 @router.delete("/{name}", status_code=204, response_class=Response,
-               summary="Delete a queue and its memberships (admin, supervisor)",
-               responses=problems(401, 403, 404, 422, 503))
+               summary="Delete a queue and its memberships (admin, supervisor); 409 while another "
+                       "queue overflows to it",
+               responses=problems(401, 403, 404, 409, 422, 503))
 async def delete_queue(
     name: QueueName,
     runtime: Runtime = Depends(get_runtime),
