@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from controller.adapters.asterisk.switch import AsteriskSwitch, SwitchSnapshot
 from controller.domain import events as e
+from controller.domain.agents import Agent
 from controller.domain.errors import ControllerError
 from controller.services.acd import AcdService
 from controller.services.agents import AgentService
@@ -16,6 +17,7 @@ from controller.services.audit import AuditService
 from controller.services.call_control import CallControl
 from controller.services.call_records import CallRecordService
 from controller.services.calls import CallService
+from controller.services.device_states import DeviceStateService
 from controller.services.flows import FlowService, SoundCatalog
 from controller.services.health import HealthService
 from controller.services.inbound import InboundRouter
@@ -70,6 +72,7 @@ class Runtime:
     agents: AgentService
     queues: QueueService
     acd: AcdService
+    devices: DeviceStateService
 
     async def start(self) -> None:
         await self.db.open()
@@ -91,11 +94,20 @@ class Runtime:
         except TimeoutError:
             log.error("ACD configuration not applied yet (the shared log in Redis is slow or away); "
                       "it is applied when Redis answers")
+        self.devices.configure(agents)
+
+    async def login_agent(self, agent_id: str) -> Agent:
+        """Log an agent in, reading its device's state first: a login from a phone that cannot
+        be reached makes the agent ``unavailable`` rather than ``available``."""
+        if self.acd.agent(agent_id) is not None:
+            await self.devices.refresh(agent_id)
+        return await self.acd.agent_action(agent_id, "login")
 
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
-        for name, close in (("switch", self.switch.close), ("acd", self.acd.close),
+        for name, close in (("switch", self.switch.close), ("devices", self.devices.close),
+                            ("acd", self.acd.close),
                             ("calls", self.calls.close), ("records", self.records.close),
                             ("live state", self.live.close), ("database", self.db.close)):
             try:
@@ -124,6 +136,11 @@ def build_runtime(settings: Settings) -> Runtime:
     calls: CallService
 
     def deliver(event: e.Event) -> None:
+        if isinstance(event, e.DeviceStateChanged):
+            devices.on_event(event)
+            return
+        if isinstance(event, e.SwitchLinkChanged) and event.link == "ami" and event.up:
+            devices.resync_later()  # device states are heard over AMI: what changed meanwhile?
         calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
@@ -138,6 +155,7 @@ def build_runtime(settings: Settings) -> Runtime:
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
+    devices = DeviceStateService(switch, acd.submit)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -168,6 +186,7 @@ def build_runtime(settings: Settings) -> Runtime:
         agents=agents,
         queues=queues,
         acd=acd,
+        devices=devices,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

@@ -54,15 +54,18 @@ class AgentState(StrEnum):
 
 _S = AgentState
 AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
-    _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED}),
+    # Unavailable straight away when the agent logs in from a device that cannot be reached.
+    _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED, _S.UNAVAILABLE}),
     _S.AVAILABLE: frozenset({_S.RESERVED, _S.PAUSED, _S.UNAVAILABLE, _S.LOGGED_OUT}),
     # An offer is answered, missed, withdrawn, or the agent leaves while it rings.
     _S.RESERVED: frozenset({_S.ON_CALL, _S.AVAILABLE, _S.PAUSED, _S.UNAVAILABLE, _S.LOGGED_OUT}),
-    # Paused straight after a call when a pause was asked for during it and there is no wrap-up.
-    _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED}),
-    _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.PAUSED: frozenset({_S.AVAILABLE, _S.LOGGED_OUT}),
-    _S.UNAVAILABLE: frozenset({_S.AVAILABLE, _S.LOGGED_OUT}),
+    # Paused straight after a call when a pause was asked for during it and there is no wrap-up;
+    # unavailable when the device was lost meanwhile (so too after wrap-up and a pause).
+    _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.UNAVAILABLE}),
+    _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT, _S.UNAVAILABLE}),
+    _S.PAUSED: frozenset({_S.AVAILABLE, _S.LOGGED_OUT, _S.UNAVAILABLE}),
+    # A pause (lunch) may start while the phone is away; unpausing then gives unavailable again.
+    _S.UNAVAILABLE: frozenset({_S.AVAILABLE, _S.LOGGED_OUT, _S.PAUSED}),
 }
 
 
@@ -85,6 +88,10 @@ class Agent:
     paused_reason: str | None = None  # set while paused
     wrap_up_until: datetime | None = None  # set while in wrap-up
     pause_requested: str | None = None  # a pause asked for during a call, taken when it ends
+    # The last device state said the device can take calls (kept while logged out, so a login
+    # from an unregistered phone gives ``unavailable``). True until told otherwise.
+    device_reachable: bool = True
+    state_device: str | None = None  # whose device state to follow when not the device's own
 
     def __post_init__(self) -> None:
         for skill, level in self.skills.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,35 @@ class SwitchLinkChanged:
     reason: str = ""
 
 
+class DeviceState(StrEnum):
+    """What the switch says about a device (a phone, a custom state): the same words for any
+    switch. Only ``unavailable`` and ``invalid`` mean the device cannot take a call."""
+
+    UNKNOWN = "unknown"
+    NOT_IN_USE = "not_in_use"
+    IN_USE = "in_use"
+    BUSY = "busy"
+    INVALID = "invalid"  # no such device
+    UNAVAILABLE = "unavailable"  # e.g. a phone that is not registered
+    RINGING = "ringing"
+    RINGING_IN_USE = "ringing_in_use"
+    ON_HOLD = "on_hold"
+
+    @property
+    def reachable(self) -> bool:
+        # UNKNOWN counts as reachable: a switch that cannot tell must not keep agents idle.
+        return self not in (DeviceState.UNAVAILABLE, DeviceState.INVALID)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """A device's state changed (or was reported, e.g. after a reconnect)."""
+
+    device: str
+    state: DeviceState
+    at: datetime
+
+
 LegEvent = (
     LegArrived
     | LegRinging
@@ -133,7 +163,7 @@ LegEvent = (
 )
 BridgeEvent = LegJoinedBridge | LegLeftBridge | BridgeDestroyed
 RecordingEvent = RecordingFinished | RecordingFailed
-Event = LegEvent | BridgeEvent | RecordingEvent | SwitchLinkChanged
+Event = LegEvent | BridgeEvent | RecordingEvent | SwitchLinkChanged | DeviceStateChanged
 
 
 def leg_of(event: Event) -> str | None:

@@ -41,6 +41,11 @@ agents of a ring-all are cancelled. Failed (``OfferFailed``, for one agent or al
 ``unavailable`` until ``AgentDeviceState(reachable=True)``. Withdrawn: the caller hung up, waited
 too long, or the agent logged out, paused or lost its device while ringing (``CancelOffer``).
 
+Device state (``AgentDeviceState``) is remembered per agent even while it is logged out, on a
+call, paused or in wrap-up: an agent whose device cannot be reached logs in, unpauses or ends
+its wrap-up as ``unavailable`` instead of ``available``, and becomes available when the device
+comes back. (``unreachable`` from a failed offer does not change what the device state said.)
+
 After a call the agent is in ``wrap_up`` for the queue's ``wrap_up_s`` (emitted in
 ``AgentStateChanged.wrap_up_s``; the service runs the timer and sends ``WrapUpEnded``), then
 ``available``, or ``paused`` if a pause was asked for during the call. An agent on a call cannot
@@ -519,11 +524,16 @@ def _release(run: _Run, agent_id: str, *, cancel: bool, missed: bool) -> Offer |
     return offer
 
 
+def _ready(agent: Agent) -> AgentState:
+    """Where an agent goes when it is ready for calls: available, unless its device is lost."""
+    return AgentState.AVAILABLE if agent.device_reachable else AgentState.UNAVAILABLE
+
+
 def _logged_in(run: _Run, agent_id: str) -> None:
     agent = run.state.agents.get(agent_id)
     if agent is not None and agent.state is AgentState.LOGGED_OUT:
         agent.missed_in_a_row = 0
-        run.move(agent, AgentState.AVAILABLE, "logged in")
+        run.move(agent, _ready(agent), "logged in" if agent.device_reachable else "logged in, unreachable")
 
 
 def _logged_out(run: _Run, agent_id: str) -> None:
@@ -548,7 +558,7 @@ def _paused(run: _Run, agent_id: str, reason: str) -> None:
         case AgentState.RESERVED:
             _release(run, agent_id, cancel=True, missed=False)
             run.move(agent, AgentState.PAUSED, reason)
-        case AgentState.AVAILABLE | AgentState.WRAP_UP:
+        case AgentState.AVAILABLE | AgentState.WRAP_UP | AgentState.UNAVAILABLE:
             run.move(agent, AgentState.PAUSED, reason)
 
 
@@ -559,7 +569,7 @@ def _unpaused(run: _Run, agent_id: str) -> None:
     agent.pause_requested = None
     if agent.state is AgentState.PAUSED:
         agent.missed_in_a_row = 0
-        run.move(agent, AgentState.AVAILABLE, "unpaused")
+        run.move(agent, _ready(agent), "unpaused")
 
 
 def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
@@ -642,13 +652,14 @@ def _back_to_work(run: _Run, agent: Agent, reason: str) -> None:
         pause, agent.pause_requested = agent.pause_requested, None
         run.move(agent, AgentState.PAUSED, pause)
     else:
-        run.move(agent, AgentState.AVAILABLE, reason)
+        run.move(agent, _ready(agent), reason)
 
 
 def _device(run: _Run, agent_id: str, reachable: bool) -> None:
     agent = run.state.agents.get(agent_id)
     if agent is None:
         return
+    agent.device_reachable = reachable
     if reachable:
         if agent.state is AgentState.UNAVAILABLE:
             run.move(agent, AgentState.AVAILABLE, "reachable")

@@ -480,7 +480,7 @@ def _configure(state: acd.AcdState, agents: list[Agent], queues: list[QueueConfi
             agent.last_call_ended_at, agent.calls_taken = live.last_call_ended_at, live.calls_taken
             agent.talk_seconds, agent.missed_in_a_row = live.talk_seconds, live.missed_in_a_row
             agent.paused_reason, agent.wrap_up_until = live.paused_reason, live.wrap_up_until
-            agent.pause_requested = live.pause_requested
+            agent.pause_requested, agent.device_reachable = live.pause_requested, live.device_reachable
         kept[agent.id] = agent
     state.agents = kept
     state.queues = {q.name: q for q in queues}

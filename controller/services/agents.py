@@ -37,6 +37,11 @@ _LABEL = re.compile(LABEL_PATTERN[1:-1])
 # characters, ',' (Dial's option separator) or '&' (its device separator).
 DEVICE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}/[^\s,&\x00-\x1f\x7f-\x9f]{1,200}$"
 _DEVICE = re.compile(DEVICE_PATTERN[1:-1])
+# A device whose state is followed (PJSIP/1001, Custom:agent7): a technology, '/' or ':', then a
+# plain name. Narrower than a dial string: it goes inside DEVICE_STATE(...) on the switch, so no
+# parentheses, quotes or separators.
+STATE_DEVICE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}[/:][A-Za-z0-9_.@+*#-]{1,200}$"
+_STATE_DEVICE = re.compile(STATE_DEVICE_PATTERN[1:-1])
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 _TEXT = re.compile(TEXT_PATTERN[1:-1])
 NAME_MAX_LENGTH = 200
@@ -62,6 +67,7 @@ class AgentSpec:
     device: str
     skills: dict[str, int] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    state_device: str | None = None  # None: follow the device's own state, where it has one
 
 
 def check_id(value: object, what: str, invalid: Callable[[str], ControllerError]) -> str:
@@ -73,7 +79,8 @@ def check_id(value: object, what: str, invalid: Callable[[str], ControllerError]
 
 def agent_to_domain(record: AgentRecord) -> Agent:
     """The configured agent as the ACD knows it, logged out until it logs in."""
-    return Agent(id=record.id, name=record.name, device=record.device, skills=dict(record.skills))
+    return Agent(id=record.id, name=record.name, device=record.device, skills=dict(record.skills),
+                 state_device=record.state_device)
 
 
 class AgentService:
@@ -180,7 +187,12 @@ def _validated(agent_id: str, spec: AgentSpec) -> AgentRecord:
                                "'_', '.' or '-')")
     if len(set(groups)) != len(groups):
         raise InvalidAgent("groups: a group is listed twice")
-    return AgentRecord(agent_id, spec.name, spec.device, dict(spec.skills), groups)
+    if spec.state_device is not None and (not isinstance(spec.state_device, str)
+                                          or not _STATE_DEVICE.fullmatch(spec.state_device)):
+        raise InvalidAgent("state_device must be a device name such as PJSIP/1001 or Custom:agent7 "
+                           "(letters, digits and _ . @ + * # - after the technology)")
+    return AgentRecord(agent_id, spec.name, spec.device, dict(spec.skills), groups,
+                       state_device=spec.state_device)
 
 
 def _utf8(text: str) -> bool:

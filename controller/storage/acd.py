@@ -27,14 +27,15 @@ class AgentRecord:
     groups: tuple[str, ...]
     created_at: datetime | None = None  # None until stored
     updated_at: datetime | None = None
+    state_device: str | None = None  # the device whose state tells if the agent is reachable
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> AgentRecord:
         return cls(row["id"], row["name"], row["device"], dict(row["skills"]), tuple(row["groups"]),
-                   row["created_at"], row["updated_at"])
+                   row["created_at"], row["updated_at"], row["state_device"])
 
 
-_AGENT = "id, name, device, skills, groups, created_at, updated_at"
+_AGENT = "id, name, device, skills, groups, created_at, updated_at, state_device"
 
 LIST_AGENTS = f"SELECT {_AGENT} FROM agents WHERE deleted_at IS NULL ORDER BY id"
 
@@ -45,11 +46,12 @@ AGENT_EVER_EXISTED = "SELECT 1 FROM agents WHERE id = %s"
 
 # A new agent, or the revival of a deleted one (its state log goes on); nothing if it is live.
 INSERT_AGENT = f"""
-INSERT INTO agents (id, name, device, skills, groups)
-VALUES (%(id)s, %(name)s, %(device)s, %(skills)s, %(groups)s)
+INSERT INTO agents (id, name, device, skills, groups, state_device)
+VALUES (%(id)s, %(name)s, %(device)s, %(skills)s, %(groups)s, %(state_device)s)
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, device = excluded.device, skills = excluded.skills,
-    groups = excluded.groups, created_at = now(), updated_at = now(), deleted_at = NULL
+    groups = excluded.groups, state_device = excluded.state_device,
+    created_at = now(), updated_at = now(), deleted_at = NULL
 WHERE agents.deleted_at IS NOT NULL
 RETURNING {_AGENT}
 """
@@ -57,6 +59,7 @@ RETURNING {_AGENT}
 UPDATE_AGENT = f"""
 UPDATE agents
 SET name = %(name)s, device = %(device)s, skills = %(skills)s, groups = %(groups)s,
+    state_device = %(state_device)s,
     updated_at = now()
 WHERE id = %(id)s AND deleted_at IS NULL
 RETURNING {_AGENT}
@@ -72,7 +75,8 @@ QUEUES_OF_AGENT = "SELECT queue FROM queue_members WHERE agent_id = %s ORDER BY 
 
 def _agent_params(record: AgentRecord) -> dict[str, Any]:
     return {"id": record.id, "name": record.name, "device": record.device,
-            "skills": Jsonb(record.skills), "groups": list(record.groups)}
+            "skills": Jsonb(record.skills), "groups": list(record.groups),
+            "state_device": record.state_device}
 
 
 async def list_agents(conn: psycopg.AsyncConnection) -> list[AgentRecord]:

@@ -21,7 +21,16 @@ from controller.settings import Settings
 
 from .ami import AmiClient
 from .ari import AriClient, segment
-from .translate import event_from_ari, leg_arrived, request_for, safe_id
+from .translate import (
+    device_state_from_ami,
+    device_state_query,
+    device_state_value,
+    event_from_ari,
+    leg_arrived,
+    request_for,
+    safe_id,
+    state_device_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,7 @@ class AsteriskSwitch:
             max_delay=settings.reconnect_max_delay,
             on_link_change=lambda up, why: self._link_changed("ami", up, why),
         )
+        self.ami.on_event("DeviceStateChange", self._on_device_state)
 
     async def start(self) -> None:
         await self.ari.start()
@@ -121,6 +131,22 @@ class AsteriskSwitch:
             bridge_ids=tuple(b["id"] for b in bridges if b["id"] in set(application.get("bridge_ids", []))),
         )
 
+    @staticmethod
+    def state_device_of(dial_string: str) -> str | None:
+        """The device whose state tells whether ``dial_string`` can ring (None: it has none)."""
+        return state_device_of(dial_string)
+
+    async def device_state(self, device: str) -> e.DeviceState:
+        """A device's state now (AMI Getvar DEVICE_STATE); SwitchUnavailable when AMI is down."""
+        response = await self.ami.send_action(device_state_query(device))
+        return device_state_value(response.get("Value", ""))
+
+    async def device_states(self) -> list[e.DeviceStateChanged]:
+        """Every device state Asterisk holds (AMI DeviceStateList), e.g. after a reconnect."""
+        now = datetime.now(UTC)
+        items = await self.ami.send_list_action({"Action": "DeviceStateList"})
+        return [event for item in items if (event := device_state_from_ami(item, now)) is not None]
+
     async def playback_active(self, playback_id: str) -> bool:
         try:
             await self.ari.request("GET", "/playbacks/" + segment(safe_id(playback_id, "playback id")))
@@ -139,6 +165,11 @@ class AsteriskSwitch:
         elif kind == "ChannelDestroyed":
             self._hangup_cause.pop(message["channel"]["id"], None)
         event = event_from_ari(message)
+        if event is not None:
+            self._sink(event)
+
+    def _on_device_state(self, message: dict[str, str]) -> None:
+        event = device_state_from_ami(message)
         if event is not None:
             self._sink(event)
 

@@ -232,3 +232,60 @@ def request_for(command: c.Command, app: str) -> AriRequest:
         case c.StopMusicOnHold(leg_id=leg):
             return AriRequest("DELETE", _channel(leg) + "/moh")
     raise TypeError(f"not a command: {command!r}")
+
+
+# ---- device state (AMI) ----------------------------------------------------------------
+#
+# Device state comes from AMI rather than ARI, as measured on Asterisk 22: AMI sends a
+# DeviceStateChange event for every device (PJSIP endpoints, Custom: states, ...) to every
+# session without subscribing to anything, DeviceStateList returns them all at once, and
+# Getvar DEVICE_STATE(...) reads any device live. ARI only reports device states an
+# application has subscribed to one by one (again after every reconnect), and its
+# GET /deviceStates/{name} answers 404 for a name with a '/' such as PJSIP/1001.
+
+_AMI_DEVICE_STATES = {
+    "UNKNOWN": e.DeviceState.UNKNOWN,
+    "NOT_INUSE": e.DeviceState.NOT_IN_USE,
+    "INUSE": e.DeviceState.IN_USE,
+    "BUSY": e.DeviceState.BUSY,
+    "INVALID": e.DeviceState.INVALID,
+    "UNAVAILABLE": e.DeviceState.UNAVAILABLE,
+    "RINGING": e.DeviceState.RINGING,
+    "RINGINUSE": e.DeviceState.RINGING_IN_USE,
+    "ONHOLD": e.DeviceState.ON_HOLD,
+}
+# What can go inside DEVICE_STATE(...): a technology, '/' or ':', then a plain name.
+_STATE_DEVICE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}[/:][A-Za-z0-9_.@+*#-]{1,200}$")
+
+
+def device_state_value(text: str) -> e.DeviceState:
+    """AMI's name for a device state (``NOT_INUSE``) as the domain's; unknown words → UNKNOWN."""
+    return _AMI_DEVICE_STATES.get(text.strip().upper(), e.DeviceState.UNKNOWN)
+
+
+def device_state_from_ami(message: dict[str, str], at: datetime | None = None) -> e.DeviceStateChanged | None:
+    """An AMI ``DeviceStateChange`` event (or DeviceStateList item) as a domain event."""
+    device = message.get("Device", "")
+    if not device or "State" not in message:
+        return None
+    return e.DeviceStateChanged(device, device_state_value(message["State"]), at or datetime.now(UTC))
+
+
+def state_device_of(dial_string: str) -> str | None:
+    """The device whose state tells whether ``dial_string`` can ring, or None when it has none.
+
+    ``PJSIP/1001`` is its own device. A Local channel runs dialplan (its "state" only says the
+    extension exists), and ``PJSIP/0612345678@trunk`` or ``PJSIP/1001/sip:...`` dial through an
+    endpoint whose state is not the callee's: none of these has a device state worth following.
+    """
+    tech, sep, resource = dial_string.partition("/")
+    if not sep or tech.lower() == "local" or "@" in resource or "/" in resource:
+        return None
+    return dial_string if _STATE_DEVICE.match(dial_string) else None
+
+
+def device_state_query(device: str) -> dict[str, str]:
+    """The AMI action that reads a device's state now (answer: ``Value``)."""
+    if not _STATE_DEVICE.match(device):
+        raise UnsafeValue(f"device {device[:60]!r} is not a plain device name")
+    return {"Action": "Getvar", "Variable": f"DEVICE_STATE({device})"}

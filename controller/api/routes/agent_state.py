@@ -41,12 +41,18 @@ class AgentStatus(BaseModel):
     paused_reason: str | None
     calls_taken: int
     missed_in_a_row: int
+    device: str | None = Field(description="The device whose state is followed (None: the agent's "
+                                           "dial string has no device state)")
+    device_state: str | None = Field(description="Its last known state (unavailable and invalid "
+                                                 "make the agent unavailable); None: not known")
 
 
-def _status(agent) -> AgentStatus:
+def _status(runtime: Runtime, agent) -> AgentStatus:
+    device_state = runtime.devices.state_of(agent.id)
     return AgentStatus(id=agent.id, state=agent.state.value, since=agent.state_since,
                        paused_reason=agent.paused_reason, calls_taken=agent.calls_taken,
-                       missed_in_a_row=agent.missed_in_a_row)
+                       missed_in_a_row=agent.missed_in_a_row, device=runtime.devices.device_of(agent.id),
+                       device_state=device_state.value if device_state is not None else None)
 
 
 @router.get("/{agent_id}/status", response_model=AgentStatus, summary="The agent's live ACD state",
@@ -56,18 +62,18 @@ async def agent_status(agent_id: AgentId, runtime: Runtime = Depends(get_runtime
     agent = runtime.acd.agent(agent_id)
     if agent is None:
         raise NotFound(f"no agent {agent_id} in the ACD")
-    return _status(agent)
+    return _status(runtime, agent)
 
 
 async def _act(runtime: Runtime, agent_id: str, action: str, reason: str = "") -> AgentStatus:
-    return _status(await runtime.acd.agent_action(agent_id, action, reason))
+    return _status(runtime, await runtime.acd.agent_action(agent_id, action, reason))
 
 
 @router.post("/{agent_id}/login", response_model=AgentStatus, summary="Log the agent in (available)",
              responses=problems(401, 403, 404, 422))
 async def login(agent_id: AgentId, runtime: Runtime = Depends(get_runtime),
                 _: object = Depends(ACTORS)) -> AgentStatus:
-    return await _act(runtime, agent_id, "login")
+    return _status(runtime, await runtime.login_agent(agent_id))
 
 
 @router.post("/{agent_id}/logout", response_model=AgentStatus, summary="Log the agent out",

@@ -24,6 +24,7 @@ from controller.services.agents import (
     MAX_GROUPS,
     MAX_SKILLS,
     NAME_MAX_LENGTH,
+    STATE_DEVICE_PATTERN,
     STATE_LOG_LIMIT,
     TEXT_PATTERN,
     AgentSpec,
@@ -56,10 +57,16 @@ class AgentBody(BaseModel):
                                        examples=[{"french": 8, "billing": 3}])
     groups: list[Label] = Field(default_factory=list, max_length=MAX_GROUPS,
                                 description="Groups the agent belongs to (for reports)")
+    state_device: str | None = Field(
+        None, min_length=3, max_length=233, pattern=STATE_DEVICE_PATTERN,
+        description="The device whose state says whether the agent can be reached, when the dial "
+                    "string has none of its own (Local/..., a number through a trunk): e.g. "
+                    "Custom:agent7 or PJSIP/1001. Unset: the device's own state, if it has one.",
+        examples=["Custom:alice"])
 
     def spec(self) -> AgentSpec:
         return AgentSpec(name=self.name, device=self.device, skills=dict(self.skills),
-                         groups=tuple(self.groups))
+                         groups=tuple(self.groups), state_device=self.state_device)
 
 
 class NewAgent(AgentBody):
@@ -72,6 +79,7 @@ class AgentOut(BaseModel):
     device: str
     skills: dict[str, int]
     groups: list[str]
+    state_device: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -79,7 +87,7 @@ class AgentOut(BaseModel):
     def of(cls, record: AgentRecord) -> AgentOut:
         return cls.model_validate({
             "id": record.id, "name": record.name, "device": record.device,
-            "skills": record.skills, "groups": list(record.groups),
+            "skills": record.skills, "groups": list(record.groups), "state_device": record.state_device,
             "created_at": record.created_at, "updated_at": record.updated_at,
         })
 
