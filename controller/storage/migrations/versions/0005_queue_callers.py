@@ -2,7 +2,7 @@
 periodic announcements, and an exit key (voicemail or callback).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-27
 """
 

@@ -4,7 +4,7 @@ A dial string such as Local/... or a number through a trunk has no device state 
 ``state_device`` (Custom:agent7, PJSIP/1001) names the one to follow instead.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-26
 """
 
