@@ -22,6 +22,7 @@ from controller.services.lookups import Lookups
 from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
 from controller.services.queues import QueueService
+from controller.services.recordings import RecordingService
 from controller.services.schedules import ScheduleService
 from controller.services.voicemails import VoicemailService
 from controller.settings import Settings
@@ -66,6 +67,7 @@ class Runtime:
     agents: AgentService
     queues: QueueService
     acd: AcdService
+    recordings: RecordingService
 
     async def start(self) -> None:
         await self.db.open()
@@ -88,7 +90,8 @@ class Runtime:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
         for name, close in (("switch", self.switch.close), ("acd", self.acd.close),
-                            ("calls", self.calls.close), ("records", self.records.close),
+                            ("calls", self.calls.close),
+                            ("recordings", self.recordings.close), ("records", self.records.close),
                             ("live state", self.live.close), ("database", self.db.close)):
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -114,9 +117,13 @@ def build_runtime(settings: Settings) -> Runtime:
     queues = QueueService(db, on_change=None)
     acd = AcdService(state_log=records.put)
     calls: CallService
+    recordings: RecordingService
 
     def deliver(event: e.Event) -> None:
-        calls.submit(event)
+        if RecordingService.owns(event):
+            recordings.submit(event)  # type: ignore[arg-type]  # owns() checked the type
+        else:
+            calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
         await calls.reconcile(snapshot.legs)
@@ -126,6 +133,10 @@ def build_runtime(settings: Settings) -> Runtime:
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
+    audit = AuditService(db, records)
+    recordings = RecordingService(db, switch, audit, settings.recordings_path())
+    recordings.calls = calls  # what a recording started through the API records
+    calls.recordings = recordings  # recording by policy when a queue call is connected
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -145,7 +156,7 @@ def build_runtime(settings: Settings) -> Runtime:
         call_records=CallRecordService(db),
         health=health,
         api_keys=ApiKeyService(db, records),
-        audit=AuditService(db, records),
+        audit=audit,
         flows=flows,
         number_routes=number_routes,
         schedules=schedules,
@@ -154,6 +165,7 @@ def build_runtime(settings: Settings) -> Runtime:
         agents=agents,
         queues=queues,
         acd=acd,
+        recordings=recordings,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # What an inbound call hears when no route matches (the IVR replaces this per route).
     default_prompt: str = "sound:hello-world"
     audit_retention_days: int = Field(default=365, ge=1)
+    # Call recordings older than this are deleted (file and row) by the worker's daily job.
+    recordings_retention_days: int = Field(default=90, ge=1)
     log_level: str = "INFO"
 
     # Inbound media. Empty means the local Asterisk's folders under its root

@@ -46,6 +46,7 @@ from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
+from controller.services.recordings import LiveCall
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 from controller.storage.records import CallEventRow, CallRow, LegRow
@@ -80,6 +81,10 @@ class Voicemails(Protocol):
                     recording_name: str, duration_s: float | None) -> Any: ...
 
 
+class Recordings(Protocol):
+    async def call_connected(self, call: LiveCall) -> None: ...
+
+
 # After its last leg ends, a call waits this long for its flow's last events (a voicemail
 # recording is finished by the caller hanging up; its RecordingFinished comes just after).
 AFTER_HANGUP_GRACE_S = 5.0
@@ -112,6 +117,7 @@ class CallService:
         self._voicemails = voicemails
         self._lookups = lookups or Lookups()
         self._acd = acd
+        self.recordings: Recordings | None = None  # recording by policy (services/recordings.py)
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -127,6 +133,15 @@ class CallService:
 
     def call_of_leg(self, leg_id: str) -> str | None:
         return self._call_of_leg.get(leg_id)
+
+    def connected_call(self, call_id: str) -> LiveCall | None:
+        """A live call whose parties are in a bridge (what a recording records), else None."""
+        session = self._sessions.get(call_id)
+        if session is None or session.bridge_id is None or session.call.state is CallState.ENDED:
+            return None
+        data = session.call.data
+        return LiveCall(call_id, session.bridge_id, data.get("queue"), data.get("agent_id"),
+                        session.call.caller_number)
 
     # ---- events in ------------------------------------------------------------------
 
@@ -386,6 +401,9 @@ class CallService:
         self._records.put(CallRow.of(session.call, self._switch.name),
                           CallEventRow(call_id, agent_leg.id, datetime.now(UTC), "AgentConnected",
                                        {"agent_id": agent_id}))
+        connected = self.connected_call(call_id)
+        if self.recordings is not None and connected is not None:
+            await self.recordings.call_connected(connected)
 
     async def overflow(self, call_id: str, reason: str) -> None:
         session = self._sessions.get(call_id)
