@@ -82,7 +82,7 @@ class PolicyOut(BaseModel):
 
 @router.post("/v1/calls/{call_id}/recording", status_code=202, response_model=RecordingOut,
              summary="Start, stop, pause or resume recording a connected call; the paused part is "
-                     "not in the file", responses=problems(401, 403, 404, 409, 422, 503))
+                     "not in the file", responses=problems(400, 401, 403, 404, 409, 422, 503))
 async def control_recording(
     call_id: CallId, body: RecordingControl,
     runtime: Runtime = Depends(get_runtime),
@@ -157,7 +157,7 @@ async def list_policies(
 
 @router.put("/v1/recording-policies/{scope}/{name}", response_model=PolicyOut,
             summary="Set the recording policy of a queue or an agent",
-            responses=problems(401, 403, 422, 503))
+            responses=problems(400, 401, 403, 422, 503))
 async def put_policy(
     scope: PolicyScope, name: PolicyName, body: PolicyIn,
     runtime: Runtime = Depends(get_runtime),
