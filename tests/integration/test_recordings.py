@@ -1,12 +1,14 @@
 """Call recording on the real Asterisk: a queue call bridged with an auto-answering agent is
 recorded by policy (the file's duration, read from its WAV header, is the bridged time); a
 recording started on demand and paused leaves the paused part out; the audio streams with Range
-to an admin and not to an agent; deletion and retention remove the file and leave audit records."""
+to an admin and not to an agent; deletion and retention (also through the real Celery worker)
+remove the file and leave audit records."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
 import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +18,9 @@ import pytest
 
 from controller.domain.access import Role
 from controller.storage import recordings as store
-from tests.conftest import eventually
+from tests.conftest import ROOT, eventually
 from tests.integration.helpers import ended_call, flow, route
+from tests.integration.test_processes import BROKER, CLI, cli_env
 
 pytestmark = pytest.mark.asterisk
 
@@ -222,3 +225,38 @@ async def test_retention_deletes_old_recordings_and_an_absent_file_is_410(inboun
     assert rows[str(old)] == {"reason": "retention", "file_removed": True, "call_id": f"retention-{old}"}
     assert rows[str(old_without_file)]["file_removed"] is False
     await runtime.recordings.delete(young, reason="test")
+
+
+async def test_the_celery_worker_expires_old_recordings(db_conn, tmp_path):
+    recording_id = uuid4()
+    name = f"callrec-{recording_id}"
+    await db_conn.execute(
+        "INSERT INTO recordings (id, name, call_id, bridge_id, started_by, state, format, started_at)"
+        " VALUES (%s, %s, 'worker-call', 'br-x', 'api', 'finished', 'wav', now() - interval '200 days')",
+        (recording_id, name))
+    (tmp_path / f"{name}.wav").write_bytes(b"RIFF")
+    worker = subprocess.Popen(  # noqa: ASYNC220 - started once; the test then only polls
+        [*CLI, "worker", "--no-beat"], env=cli_env(CCC_RECORDINGS_DIR=str(tmp_path)), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from celery import Celery
+
+        Celery(broker=BROKER).send_task("controller.worker.tasks.expire_recordings", args=[90])
+
+        async def expired() -> bool:
+            cursor = await db_conn.execute("SELECT deleted_at FROM recordings WHERE id = %s", (recording_id,))
+            return (await cursor.fetchone())["deleted_at"] is not None
+
+        await eventually(expired, 60, interval=0.5, what="the worker to expire the old recording")
+        assert not (tmp_path / f"{name}.wav").exists()
+        cursor = await db_conn.execute(
+            "SELECT detail FROM audit_log WHERE action = 'recording_deleted' AND target = %s",
+            (str(recording_id),))
+        [row] = await cursor.fetchall()
+        assert row["detail"]["reason"] == "retention" and row["detail"]["file_removed"] is True
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
