@@ -82,7 +82,7 @@ class Voicemails(Protocol):
 
 
 class Recordings(Protocol):
-    async def call_connected(self, call: LiveCall) -> None: ...
+    def call_connected(self, call: LiveCall) -> None: ...
 
 
 # After its last leg ends, a call waits this long for its flow's last events (a voicemail
@@ -403,7 +403,7 @@ class CallService:
                                        {"agent_id": agent_id}))
         connected = self.connected_call(call_id)
         if self.recordings is not None and connected is not None:
-            await self.recordings.call_connected(connected)
+            self.recordings.call_connected(connected)
 
     async def overflow(self, call_id: str, reason: str) -> None:
         session = self._sessions.get(call_id)

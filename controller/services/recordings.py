@@ -19,11 +19,12 @@ import asyncio
 import hashlib
 import logging
 import wave
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from controller.domain import commands as c
@@ -139,9 +140,13 @@ class RecordingService:
 
     # ---- the call service's hook -----------------------------------------------------------
 
-    async def call_connected(self, call: LiveCall) -> None:
-        """A queue call was bridged with an agent: record it if its policy says always.
-        Never raises: a recording that cannot start must not disturb the call."""
+    def call_connected(self, call: LiveCall) -> None:
+        """A queue call was bridged with an agent: record it if its policy says always. Runs on
+        a task of its own, so the ACD never waits for Postgres or the switch here."""
+        self._spawn(self._record_by_policy(call), f"recording-policy-{call.call_id}")
+
+    async def _record_by_policy(self, call: LiveCall) -> None:
+        # Never raises: a recording that cannot start must not disturb the call.
         try:
             if await self.policy_for(call.queue, call.agent_id) is RecordingPolicy.ALWAYS:
                 await self._start(call, started_by="policy")
@@ -208,12 +213,15 @@ class RecordingService:
             coro = self._finish(event.recording_name, "finished", event.at, None)
         else:
             coro = self._finish(event.recording_name, "failed", event.at, event.reason or "failed")
-        task = asyncio.create_task(coro, name=f"recording-{event.recording_name}")
+        self._spawn(coro, f"recording-{event.recording_name}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def finished(self) -> None:
-        """Wait for the events taken so far to be written (tests, shutdown)."""
+        """Wait for the events and connections taken so far to be handled (tests, shutdown)."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:

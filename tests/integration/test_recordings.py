@@ -85,6 +85,7 @@ async def test_a_queue_call_recorded_by_policy_streams_to_admins_only(inbound, d
     phone = await dtmf_phones.call("7810", caller_id='"Rita" <5553333>')
     await phone.wait_answered()
     call_id = await connected_call(runtime, "7810", "rec-agent")
+    await runtime.recordings.finished()  # the policy's start runs on its own task
     live = (await client.get("/v1/recordings", params={"call_id": call_id})).json()
     assert [r["state"] for r in live] == ["recording"] and live[0]["started_by"] == "policy"
     assert (live[0]["queue"], live[0]["agent_id"], live[0]["caller_number"]) == (
@@ -154,6 +155,7 @@ async def test_a_paused_part_is_left_out_of_an_on_demand_recording(inbound, dtmf
     phone = await dtmf_phones.call("7811")
     await phone.wait_answered()
     call_id = await connected_call(runtime, "7811", "rec-pauser")
+    await runtime.recordings.finished()
     assert (await client.get("/v1/recordings", params={"call_id": call_id})).json() == []
     # The agent's policy (never) refuses a start; taken away, on demand is the default.
     refused = await client.post(f"/v1/calls/{call_id}/recording", json={"action": "start"})
