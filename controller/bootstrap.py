@@ -26,6 +26,7 @@ from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
 from controller.services.queue_caller import QueueCaller
 from controller.services.queues import QueueService
+from controller.services.recordings import RecordingService
 from controller.services.schedules import ScheduleService
 from controller.services.voicemails import VoicemailService
 from controller.settings import Settings
@@ -73,6 +74,7 @@ class Runtime:
     queues: QueueService
     acd: AcdService
     devices: DeviceStateService
+    recordings: RecordingService
 
     async def start(self) -> None:
         await self.db.open()
@@ -107,8 +109,8 @@ class Runtime:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
         for name, close in (("switch", self.switch.close), ("devices", self.devices.close),
-                            ("acd", self.acd.close),
-                            ("calls", self.calls.close), ("records", self.records.close),
+                            ("acd", self.acd.close), ("calls", self.calls.close),
+                            ("recordings", self.recordings.close), ("records", self.records.close),
                             ("live state", self.live.close), ("database", self.db.close)):
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -134,6 +136,7 @@ def build_runtime(settings: Settings) -> Runtime:
     queues = QueueService(db, on_change=None)
     acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put)
     calls: CallService
+    recordings: RecordingService
 
     def deliver(event: e.Event) -> None:
         if isinstance(event, e.DeviceStateChanged):
@@ -141,7 +144,10 @@ def build_runtime(settings: Settings) -> Runtime:
             return
         if isinstance(event, e.SwitchLinkChanged) and event.link == "ami" and event.up:
             devices.resync_later()  # device states are heard over AMI: what changed meanwhile?
-        calls.submit(event)
+        if RecordingService.owns(event):
+            recordings.submit(event)  # type: ignore[arg-type]  # owns() checked the type
+        else:
+            calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
         await calls.reconcile(snapshot.legs)
@@ -156,6 +162,10 @@ def build_runtime(settings: Settings) -> Runtime:
                         voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     devices = DeviceStateService(switch, acd.submit)
+    audit = AuditService(db, records)
+    recordings = RecordingService(db, switch, audit, settings.recordings_path())
+    recordings.calls = calls  # what a recording started through the API records
+    calls.recordings = recordings  # recording by policy when a queue call is connected
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -177,7 +187,7 @@ def build_runtime(settings: Settings) -> Runtime:
         call_records=CallRecordService(db),
         health=health,
         api_keys=ApiKeyService(db, records),
-        audit=AuditService(db, records),
+        audit=audit,
         flows=flows,
         number_routes=number_routes,
         schedules=schedules,
@@ -187,6 +197,7 @@ def build_runtime(settings: Settings) -> Runtime:
         queues=queues,
         acd=acd,
         devices=devices,
+        recordings=recordings,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1)
     # Where a queue's callback dials the caller's number: Local/<number>@<this context>.
     callback_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
+    # Call recordings older than this are deleted (file and row) by the worker's daily job.
+    recordings_retention_days: int = Field(default=90, ge=1)
     log_level: str = "INFO"
 
     # Inbound media. Empty means the local Asterisk's folders under its root

@@ -20,6 +20,7 @@ from controller.api.routes import (
     prompts,
     queue_live,
     queues,
+    recordings,
     schedules,
     voicemails,
 )
@@ -61,4 +62,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(queue_live.router)
     app.include_router(queues.router)
+    app.include_router(recordings.router)
     return app

@@ -2,10 +2,10 @@
 
 A plain ASGI middleware (no body buffering): it gives each request an id (a sane
 ``X-Request-ID`` from the caller, else a new UUID) and echoes it in the response; after a
-POST, PUT, PATCH or DELETE under /v1 it records who (the principal that ``authorize`` left in
-``request.state``), what (route name, path, path parameters), the status and the client
-address. Request bodies are never recorded, so no secret reaches the log. Entries go through
-the buffered record writer, so an outage of Postgres loses none.
+POST, PUT, PATCH or DELETE under /v1, and after every GET of a recording's audio, it records
+who (the principal that ``authorize`` left in ``request.state``), what (route name, path, path
+parameters), the status and the client address. Request bodies are never recorded, so no secret
+reaches the log. Entries go through the buffered record writer, so an outage of Postgres loses none.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from controller.domain.access import Principal
 from controller.storage.records import AuditRow
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Reads that are audited too: listening to a call recording (whatever the outcome).
+AUDITED_READS = re.compile(r"/v1/recordings/[^/]+/audio")
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -64,6 +66,8 @@ class AuditMiddleware:
 
 def _audited(scope: Scope) -> bool:
     path: str = scope["path"]
+    if scope["method"] in ("GET", "HEAD") and AUDITED_READS.fullmatch(path):
+        return True
     return scope["method"] in WRITE_METHODS and (path == "/v1" or path.startswith("/v1/"))
 
 

@@ -87,6 +87,18 @@ class StopRecording:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class PauseRecording:
+    """Suspend a live recording: what is said while paused is not in the file."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRecording:
+    name: str
+
+
 class SnoopDirection(StrEnum):
     NONE = "none"
     IN = "in"
@@ -133,6 +145,8 @@ Command = (
     | DestroyBridge
     | Record
     | StopRecording
+    | PauseRecording
+    | ResumeRecording
     | Snoop
     | SendDtmf
     | StartMusicOnHold

@@ -48,6 +48,7 @@ from controller.services.call_snapshot import restore, snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.services.queue_caller import QueueCaller
+from controller.services.recordings import LiveCall
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
 from controller.storage.records import CallEventRow, CallRow, LegRow
@@ -80,6 +81,10 @@ class Inbound(Protocol):
 class Voicemails(Protocol):
     async def store(self, mailbox: str, call_id: str, caller_number: str, caller_name: str,
                     recording_name: str, duration_s: float | None) -> Any: ...
+
+
+class Recordings(Protocol):
+    def call_connected(self, call: LiveCall) -> None: ...
 
 
 # After its last leg ends, a call waits this long for its flow's last events (a voicemail
@@ -139,6 +144,7 @@ class CallService:
             acd, lambda name: acd.state.queues.get(name) if acd is not None else None, records.put,
             switch.name)
         self._waiting.open_call = self._open_callback
+        self.recordings: Recordings | None = None  # recording by policy (services/recordings.py)
         self._sessions: dict[str, CallSession] = {}
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
@@ -154,6 +160,15 @@ class CallService:
 
     def call_of_leg(self, leg_id: str) -> str | None:
         return self._call_of_leg.get(leg_id)
+
+    def connected_call(self, call_id: str) -> LiveCall | None:
+        """A live call whose parties are in a bridge (what a recording records), else None."""
+        session = self._sessions.get(call_id)
+        if session is None or session.bridge_id is None or session.call.state is CallState.ENDED:
+            return None
+        data = session.call.data
+        return LiveCall(call_id, session.bridge_id, data.get("queue"), data.get("agent_id"),
+                        session.call.caller_number)
 
     # ---- events in ------------------------------------------------------------------
 
@@ -484,6 +499,9 @@ class CallService:
         self._records.put(CallRow.of(session.call, self._switch.name),
                           CallEventRow(call_id, agent_leg.id, datetime.now(UTC), "AgentConnected",
                                        {"agent_id": agent_id}))
+        connected = self.connected_call(call_id)
+        if self.recordings is not None and connected is not None:
+            self.recordings.call_connected(connected)
 
     async def overflow(self, call_id: str, reason: str, queue: str, destination: QueueDestination) -> None:
         """The ACD sent the caller out of its queue: on to the queue's destination, in order

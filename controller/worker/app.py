@@ -23,5 +23,9 @@ app.conf.update(
             "task": "controller.worker.tasks.prune_audit_log",
             "schedule": crontab(hour=3, minute=17),
         },
+        "expire-recordings": {
+            "task": "controller.worker.tasks.expire_recordings",
+            "schedule": crontab(hour=3, minute=41),
+        },
     },
 )

@@ -90,6 +90,15 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/queues/{name}"): READERS,
     ("PUT", "/v1/queues/{name}"): WRITERS,
     ("DELETE", "/v1/queues/{name}"): WRITERS,
+    # Recordings: keys carry no agent identity yet, so agents get none (not even their own).
+    ("POST", "/v1/calls/{call_id}/recording"): READERS,
+    ("GET", "/v1/recordings"): READERS,
+    ("GET", "/v1/recordings/{recording_id}"): READERS,
+    ("GET", "/v1/recordings/{recording_id}/audio"): WRITERS,
+    ("DELETE", "/v1/recordings/{recording_id}"): WRITERS,
+    ("GET", "/v1/recording-policies"): READERS,
+    ("PUT", "/v1/recording-policies/{scope}/{name}"): WRITERS,
+    ("DELETE", "/v1/recording-policies/{scope}/{name}"): WRITERS,
 }
 
 # A valid body for each route that takes one, so an allowed role gets past validation.
@@ -113,6 +122,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/calls/{call_id}/disposition"): {"code": "sale"},
     ("POST", "/v1/queues"): {"name": "matrix", "strategy": "ring_all"},
     ("PUT", "/v1/queues/{name}"): {"strategy": "linear"},
+    ("POST", "/v1/calls/{call_id}/recording"): {"action": "start"},
+    ("PUT", "/v1/recording-policies/{scope}/{name}"): {"policy": "always"},
 }
 
 

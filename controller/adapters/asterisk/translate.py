@@ -220,6 +220,13 @@ def request_for(command: c.Command, app: str) -> AriRequest:
         case c.StopRecording(name=name):
             live = "/recordings/live/" + segment(safe_id(name, "recording name"))
             return AriRequest("POST", live + "/stop")
+        case c.PauseRecording(name=name):
+            # pause (not mute): the paused part is left out of the file, not written as silence.
+            live = "/recordings/live/" + segment(safe_id(name, "recording name"))
+            return AriRequest("POST", live + "/pause")
+        case c.ResumeRecording(name=name):
+            live = "/recordings/live/" + segment(safe_id(name, "recording name"))
+            return AriRequest("DELETE", live + "/pause")
         case c.Snoop(leg_id=leg, snoop_id=snoop, spy=spy, whisper=whisper):
             return AriRequest("POST", _channel(leg) + "/snoop/" + segment(safe_id(snoop, "snoop id")),
                               params={"app": app, "spy": spy.value, "whisper": whisper.value})
