@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # What an inbound call hears when no route matches (the IVR replaces this per route).
     default_prompt: str = "sound:hello-world"
     audit_retention_days: int = Field(default=365, ge=1)
+    # The reason codes an agent may pause with (comma separated); "no answer" is the ACD's own.
+    pause_reasons: str = "break,lunch,training,after-call work,meeting,coaching"
+
+    def pause_reason_codes(self) -> tuple[str, ...]:
+        return tuple(code.strip() for code in self.pause_reasons.split(",") if code.strip())
     # Where a queue's callback dials the caller's number: Local/<number>@<this context>.
     callback_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
     # Call recordings older than this are deleted (file and row) by the worker's daily job.

@@ -206,7 +206,8 @@ class AcdService:
         return self.state.agents.get(agent_id)
 
     async def agent_action(self, agent_id: str, action: str, reason: str = "") -> Agent:
-        """Log in, log out, pause or unpause an agent; returns its state once applied."""
+        """Log in, log out, pause, unpause or end the wrap-up of an agent; returns its state
+        once applied (an action that does not fit the agent's state changes nothing)."""
         if agent_id not in self.state.agents:
             raise NotFound(f"no agent {agent_id} (or it is not loaded in the ACD)")
         event: acd.AcdEvent = {
@@ -214,6 +215,7 @@ class AcdService:
             "logout": lambda: acd.AgentLoggedOut(agent_id),
             "pause": lambda: acd.AgentPaused(agent_id, reason or "break"),
             "unpause": lambda: acd.AgentUnpaused(agent_id, reason),
+            "end_wrap_up": lambda: acd.WrapUpEnded(agent_id),
         }[action]()
         self.submit(event)
         await self.settled()

@@ -184,3 +184,37 @@ async def test_state_log(client: httpx.AsyncClient, admin_key: str, runtime: Run
     assert len(after.json()) == 3
     missing = await client.get(f"/v1/agents/{unique('nobody')}/states", headers=bearer(admin_key))
     assert missing.status_code == 404
+
+
+async def test_an_agent_key_acts_for_its_own_agent_only(client: httpx.AsyncClient, admin_key: str,
+                                                        runtime: Runtime) -> None:
+    mine, other = unique("self"), unique("other")
+    for agent_id in (mine, other):
+        created = await client.post("/v1/agents", json={"id": agent_id, "name": agent_id,
+                                                        "device": "Local/1@ccc-test-agent"},
+                                    headers=bearer(admin_key))
+        assert created.status_code == 201, created.text
+    _, key = await runtime.api_keys.create("agent self", Role.AGENT, None, agent_id=mine)
+    own = bearer(key)
+
+    login = await client.post(f"/v1/agents/{mine}/login", headers=own)
+    assert login.status_code == 200 and login.json()["state"] == "available", login.text
+    nap = await client.post(f"/v1/agents/{mine}/pause", json={"reason": "nap"}, headers=own)
+    assert nap.status_code == 422 and "lunch" in nap.json()["detail"]  # not a configured reason code
+    paused = await client.post(f"/v1/agents/{mine}/pause", json={"reason": "lunch"}, headers=own)
+    assert paused.json()["state"] == "paused" and paused.json()["paused_reason"] == "lunch"
+    # Ending a wrap-up the agent is not in changes nothing.
+    assert (await client.post(f"/v1/agents/{mine}/end-wrap-up", headers=own)).json()["state"] == "paused"
+    assert (await client.post(f"/v1/agents/{mine}/logout", headers=own)).json()["state"] == "logged_out"
+
+    for action in ("login", "logout", "unpause", "end-wrap-up"):
+        refused = await client.post(f"/v1/agents/{other}/{action}", headers=own)
+        assert refused.status_code == 403, refused.text
+    refused = await client.post(f"/v1/agents/{other}/pause", json={"reason": "lunch"}, headers=own)
+    assert refused.status_code == 403
+    # A supervisor forces any agent's state.
+    forced = await client.post(f"/v1/agents/{other}/login", headers=bearer(admin_key))
+    assert forced.status_code == 200 and forced.json()["state"] == "available"
+    status = (await client.get(f"/v1/agents/{other}/status", headers=own)).json()
+    assert status["state"] == "available"
+    await client.post(f"/v1/agents/{other}/logout", headers=bearer(admin_key))

@@ -25,6 +25,8 @@ READERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION})
 # Until keys carry an agent identity, an agent key reads every agent (not only its own).
 AGENT_READERS = READERS | {Role.AGENT}
 CALL_ACTORS = READERS | {Role.AGENT}
+# An agent key acts for its own agent only (checked after the agent is found).
+AGENT_ACTORS = WRITERS | {Role.AGENT}
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/me"): ALL,
@@ -81,10 +83,11 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/calls/{call_id}/disposition"): CALL_ACTORS,
     ("GET", "/v1/queues/{name}/stats"): READERS,
     ("GET", "/v1/queues/{name}/calls"): READERS,
-    ("POST", "/v1/agents/{agent_id}/login"): WRITERS,
-    ("POST", "/v1/agents/{agent_id}/logout"): WRITERS,
-    ("POST", "/v1/agents/{agent_id}/pause"): WRITERS,
-    ("POST", "/v1/agents/{agent_id}/unpause"): WRITERS,
+    ("POST", "/v1/agents/{agent_id}/login"): AGENT_ACTORS,
+    ("POST", "/v1/agents/{agent_id}/logout"): AGENT_ACTORS,
+    ("POST", "/v1/agents/{agent_id}/pause"): AGENT_ACTORS,
+    ("POST", "/v1/agents/{agent_id}/unpause"): AGENT_ACTORS,
+    ("POST", "/v1/agents/{agent_id}/end-wrap-up"): AGENT_ACTORS,
     ("GET", "/v1/queues"): READERS,
     ("POST", "/v1/queues"): WRITERS,
     ("GET", "/v1/queues/{name}"): READERS,

@@ -62,7 +62,7 @@ async def test_100_callers_on_10_agents_across_two_controller_processes(
         await route(client, "cluster-std", "7712", "cluster-std")
         for agent_id in AGENTS:  # logged in but paused, so that every caller waits first
             assert (await client.post(f"/v1/agents/{agent_id}/login")).status_code == 200
-            assert (await client.post(f"/v1/agents/{agent_id}/pause", json={"reason": "briefing"})
+            assert (await client.post(f"/v1/agents/{agent_id}/pause", json={"reason": "meeting"})
                     ).status_code == 200
 
         port = free_port()
