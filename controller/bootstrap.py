@@ -19,6 +19,7 @@ from controller.services.flows import FlowService, SoundCatalog
 from controller.services.health import HealthService
 from controller.services.inbound import InboundRouter
 from controller.services.lookups import Lookups
+from controller.services.monitors import MonitorService, is_monitor_leg
 from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
 from controller.services.queues import QueueService
@@ -66,6 +67,7 @@ class Runtime:
     agents: AgentService
     queues: QueueService
     acd: AcdService
+    monitors: MonitorService
 
     async def start(self) -> None:
         await self.db.open()
@@ -87,7 +89,8 @@ class Runtime:
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
-        for name, close in (("switch", self.switch.close), ("acd", self.acd.close),
+        for name, close in (("monitors", self.monitors.close), ("switch", self.switch.close),
+                            ("acd", self.acd.close),
                             ("calls", self.calls.close), ("records", self.records.close),
                             ("live state", self.live.close), ("database", self.db.close)):
             try:
@@ -114,18 +117,22 @@ def build_runtime(settings: Settings) -> Runtime:
     queues = QueueService(db, on_change=None)
     acd = AcdService(state_log=records.put)
     calls: CallService
+    monitors: MonitorService
 
     def deliver(event: e.Event) -> None:
-        calls.submit(event)
+        if not monitors.take(event):  # supervisors' and snoop legs are never calls
+            calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
-        await calls.reconcile(snapshot.legs)
+        await monitors.reconcile(snapshot.legs, snapshot.bridge_ids)
+        await calls.reconcile(tuple(leg for leg in snapshot.legs if not is_monitor_leg(leg.leg_id)))
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
+    monitors = MonitorService(switch, calls)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -154,6 +161,7 @@ def build_runtime(settings: Settings) -> Runtime:
         agents=agents,
         queues=queues,
         acd=acd,
+        monitors=monitors,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

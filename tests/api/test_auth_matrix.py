@@ -69,6 +69,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/calls/{call_id}/hangup"): READERS,
     ("POST", "/v1/calls/{call_id}/hold"): READERS,
     ("POST", "/v1/calls/{call_id}/unhold"): READERS,
+    ("POST", "/v1/calls/{call_id}/monitor"): WRITERS,
+    ("GET", "/v1/monitors/{monitor_id}"): WRITERS,
+    ("PATCH", "/v1/monitors/{monitor_id}"): WRITERS,
+    ("DELETE", "/v1/monitors/{monitor_id}"): WRITERS,
     ("GET", "/v1/queues/{name}/stats"): READERS,
     ("GET", "/v1/queues/{name}/calls"): READERS,
     ("POST", "/v1/agents/{agent_id}/login"): WRITERS,
@@ -97,6 +101,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/agents/{agent_id}/pause"): {"reason": "lunch"},
     ("POST", "/v1/queues"): {"name": "matrix", "strategy": "ring_all"},
     ("PUT", "/v1/queues/{name}"): {"strategy": "linear"},
+    ("POST", "/v1/calls/{call_id}/monitor"): {"device": "PJSIP/2001", "mode": "listen"},
+    ("PATCH", "/v1/monitors/{monitor_id}"): {"mode": "whisper"},
 }
 
 
