@@ -60,7 +60,7 @@ class MonitorOut(BaseModel):
 
 @router.post("/v1/calls/{call_id}/monitor", status_code=202, response_model=MonitorOut,
              summary="Dial a supervisor into a call connected to an agent (listen, whisper or barge)",
-             responses=problems(401, 403, 404, 409, 422, 502, 503))
+             responses=problems(400, 401, 403, 404, 409, 422, 502, 503))
 async def start_monitor(call_id: CallId, body: MonitorIn, runtime: Runtime = Depends(get_runtime),
                         _: object = Depends(SUPERVISORS)) -> MonitorOut:
     return MonitorOut.of(await runtime.monitors.start(call_id, body.device, body.mode))
@@ -75,7 +75,7 @@ async def get_monitor(monitor_id: MonitorId, runtime: Runtime = Depends(get_runt
 
 @router.patch("/v1/monitors/{monitor_id}", status_code=202, response_model=MonitorOut,
               summary="Switch the mode of a monitor session (same supervisor leg)",
-              responses=problems(401, 403, 404, 422, 503))
+              responses=problems(400, 401, 403, 404, 422, 503))
 async def switch_mode(monitor_id: MonitorId, body: ModeIn, runtime: Runtime = Depends(get_runtime),
                       _: object = Depends(SUPERVISORS)) -> MonitorOut:
     return MonitorOut.of(await runtime.monitors.switch_mode(monitor_id, body.mode))
