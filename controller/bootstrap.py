@@ -22,6 +22,7 @@ from controller.services.flows import FlowService, SoundCatalog
 from controller.services.health import HealthService
 from controller.services.inbound import InboundRouter
 from controller.services.lookups import Lookups
+from controller.services.monitors import MonitorService, is_monitor_leg
 from controller.services.number_routes import NumberRouteService
 from controller.services.prompts import PromptService
 from controller.services.queue_caller import QueueCaller
@@ -75,6 +76,7 @@ class Runtime:
     acd: AcdService
     devices: DeviceStateService
     recordings: RecordingService
+    monitors: MonitorService
 
     async def start(self) -> None:
         await self.db.open()
@@ -108,7 +110,8 @@ class Runtime:
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
-        for name, close in (("switch", self.switch.close), ("devices", self.devices.close),
+        for name, close in (("monitors", self.monitors.close), ("switch", self.switch.close),
+                            ("devices", self.devices.close),
                             ("acd", self.acd.close), ("calls", self.calls.close),
                             ("recordings", self.recordings.close), ("records", self.records.close),
                             ("live state", self.live.close), ("database", self.db.close)):
@@ -137,6 +140,7 @@ def build_runtime(settings: Settings) -> Runtime:
     acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put)
     calls: CallService
     recordings: RecordingService
+    monitors: MonitorService
 
     def deliver(event: e.Event) -> None:
         if isinstance(event, e.DeviceStateChanged):
@@ -144,13 +148,16 @@ def build_runtime(settings: Settings) -> Runtime:
             return
         if isinstance(event, e.SwitchLinkChanged) and event.link == "ami" and event.up:
             devices.resync_later()  # device states are heard over AMI: what changed meanwhile?
+        if monitors.take(event):  # supervisors' and snoop legs are never calls
+            return
         if RecordingService.owns(event):
             recordings.submit(event)  # type: ignore[arg-type]  # owns() checked the type
         else:
             calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
-        await calls.reconcile(snapshot.legs)
+        await monitors.reconcile(snapshot.legs, snapshot.bridge_ids)
+        await calls.reconcile(tuple(leg for leg in snapshot.legs if not is_monitor_leg(leg.leg_id)))
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
@@ -166,6 +173,7 @@ def build_runtime(settings: Settings) -> Runtime:
     recordings = RecordingService(db, switch, audit, settings.recordings_path())
     recordings.calls = calls  # what a recording started through the API records
     calls.recordings = recordings  # recording by policy when a queue call is connected
+    monitors = MonitorService(switch, calls)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -198,6 +206,7 @@ def build_runtime(settings: Settings) -> Runtime:
         acd=acd,
         devices=devices,
         recordings=recordings,
+        monitors=monitors,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

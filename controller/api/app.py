@@ -16,6 +16,7 @@ from controller.api.routes import (
     flows,
     health,
     me,
+    monitors,
     number_routes,
     prompts,
     queue_live,
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api_keys.router)
     app.include_router(audit.router)
     app.include_router(calls.router)
+    app.include_router(monitors.router)
     app.add_exception_handler(DocumentInvalid, flows.document_invalid)
     app.include_router(flows.router)
     app.include_router(number_routes.router)

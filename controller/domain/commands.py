@@ -114,6 +114,7 @@ class Snoop:
     snoop_id: str
     spy: SnoopDirection = SnoopDirection.BOTH
     whisper: SnoopDirection = SnoopDirection.NONE
+    args: tuple[str, ...] = ()  # the snoop leg's arrival carries them, like an originated leg's
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from controller.domain.calls import (
     settle_call,
 )
 from controller.domain.errors import (
+    Conflict,
     ControllerError,
     LegGone,
     NotFound,
@@ -170,6 +171,16 @@ class CallService:
         return LiveCall(call_id, session.bridge_id, data.get("queue"), data.get("agent_id"),
                         session.call.caller_number)
 
+    def monitor_target(self, call_id: str) -> tuple[str, str, tuple[str, ...]]:
+        """What a supervisor monitors on a call connected to an agent: the agent's leg, the
+        call's bridge and every live leg of the call (see services/monitors.py)."""
+        session = self._require(call_id)
+        agents = [leg for leg in session.call.live_legs()
+                  if leg.role is LegRole.AGENT and leg.state is LegState.UP]
+        if session.agent_id is None or session.bridge_id is None or not agents:
+            raise Conflict(f"call {call_id} is not connected to an agent")
+        return agents[0].id, session.bridge_id, tuple(leg.id for leg in session.call.live_legs())
+
     # ---- events in ------------------------------------------------------------------
 
     def submit(self, event: e.Event) -> None:
@@ -181,6 +192,8 @@ class CallService:
             return
         call_id = self._call_of_leg.get(leg_id)
         if call_id is None:
+            if isinstance(event, e.LegArrived) and event.args[:1] == ("monitor",):
+                return  # a supervisor's or snoop leg: the monitor service's, never a new call
             if not isinstance(event, e.LegArrived):
                 log.debug("event for a leg the controller does not track: %r", event)
                 return

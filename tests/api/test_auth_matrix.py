@@ -81,6 +81,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/calls/{call_id}/conference"): CALL_ACTORS,
     ("POST", "/v1/calls/{call_id}/dtmf"): CALL_ACTORS,
     ("POST", "/v1/calls/{call_id}/disposition"): CALL_ACTORS,
+    ("POST", "/v1/calls/{call_id}/monitor"): WRITERS,
+    ("GET", "/v1/monitors/{monitor_id}"): WRITERS,
+    ("PATCH", "/v1/monitors/{monitor_id}"): WRITERS,
+    ("DELETE", "/v1/monitors/{monitor_id}"): WRITERS,
     ("GET", "/v1/queues/{name}/stats"): READERS,
     ("GET", "/v1/queues/{name}/calls"): READERS,
     ("POST", "/v1/agents/{agent_id}/login"): AGENT_ACTORS,
@@ -127,6 +131,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/v1/queues/{name}"): {"strategy": "linear"},
     ("POST", "/v1/calls/{call_id}/recording"): {"action": "start"},
     ("PUT", "/v1/recording-policies/{scope}/{name}"): {"policy": "always"},
+    ("POST", "/v1/calls/{call_id}/monitor"): {"device": "PJSIP/2001", "mode": "listen"},
+    ("PATCH", "/v1/monitors/{monitor_id}"): {"mode": "whisper"},
 }
 
 

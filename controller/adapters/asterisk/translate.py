@@ -227,9 +227,13 @@ def request_for(command: c.Command, app: str) -> AriRequest:
         case c.ResumeRecording(name=name):
             live = "/recordings/live/" + segment(safe_id(name, "recording name"))
             return AriRequest("DELETE", live + "/pause")
-        case c.Snoop(leg_id=leg, snoop_id=snoop, spy=spy, whisper=whisper):
+        case c.Snoop(leg_id=leg, snoop_id=snoop, spy=spy, whisper=whisper, args=args):
+            params = {"app": app, "spy": c.SnoopDirection(spy).value,
+                      "whisper": c.SnoopDirection(whisper).value}
+            if args:
+                params["appArgs"] = ",".join(safe_text(a, "argument", separators=",") for a in args)
             return AriRequest("POST", _channel(leg) + "/snoop/" + segment(safe_id(snoop, "snoop id")),
-                              params={"app": app, "spy": spy.value, "whisper": whisper.value})
+                              params=params)
         case c.SendDtmf(leg_id=leg, digits=digits):
             if not re.fullmatch(r"[0-9A-Da-d*#,]{1,64}", digits):
                 raise UnsafeValue("DTMF digits must be 0-9, A-D, * or # (',' pauses)")
