@@ -174,7 +174,7 @@ class CallService:
     def monitor_target(self, call_id: str) -> tuple[str, str, tuple[str, ...]]:
         """What a supervisor monitors on a call connected to an agent: the agent's leg, the
         call's bridge and every live leg of the call (see services/monitors.py)."""
-        session = self._require(call_id)
+        session = self.session(call_id)
         agents = [leg for leg in session.call.live_legs()
                   if leg.role is LegRole.AGENT and leg.state is LegState.UP]
         if session.agent_id is None or session.bridge_id is None or not agents:
