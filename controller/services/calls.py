@@ -114,6 +114,9 @@ class CallSession:
     queued: str | None = None  # the ACD queue the caller waits in
     offers: dict[str, tuple[str, str]] = field(default_factory=dict)  # leg id -> (offer id, agent id)
     agent_id: str | None = None  # the agent the call is connected to
+    # Agents on the call that the ACD did not route (click-to-dial, transfer, conference):
+    # leg id -> agent id. The ACD holds them busy until their leg ends or is let go.
+    busy_agents: dict[str, str] = field(default_factory=dict)
     on_answer: dict[str, AnswerHook] = field(default_factory=dict)  # leg id -> call control's hook
     on_end: dict[str, EndHook] = field(default_factory=dict)  # leg id -> call control's hook
     released: set[str] = field(default_factory=set)  # legs that left on purpose: their end ends nothing
@@ -398,9 +401,25 @@ class CallService:
         self._call_of_leg[leg.id] = session.call.id
         self._records.put(LegRow.of(leg))
 
-    def release_agent(self, session: CallSession, at: datetime) -> None:
-        """The connected agent leaves a call that goes on without it (transferred away, or it
-        left a conference): the ACD frees the agent now rather than when the call ends."""
+    def agent_joins(self, session: CallSession, leg: Leg, agent_id: str, queue: str = "") -> None:
+        """An agent is dialed into the call by call control (not routed by the ACD): the ACD
+        holds it busy from now until its leg ends (``queue``: whose wrap-up follows)."""
+        session.busy_agents[leg.id] = agent_id
+        if self._acd is not None:
+            self._acd.submit(acd_engine.AgentCallStarted(agent_id, session.call.id, queue))
+
+    def _agent_leg_over(self, session: CallSession, leg: Leg, at: datetime) -> None:
+        agent_id = session.busy_agents.pop(leg.id, None)
+        if agent_id is not None and self._acd is not None:
+            talk = (at - leg.answered_at).total_seconds() if leg.answered_at else 0
+            self._acd.submit(acd_engine.CallEnded(session.call.id, agent_id, int(talk)))
+
+    def release_agent(self, session: CallSession, at: datetime, leg: Leg | None = None) -> None:
+        """The connected agent (or the agent on ``leg``) leaves a call that goes on without it
+        (transferred away, or it left a conference): the ACD frees the agent now rather than
+        when the call ends."""
+        if leg is not None:
+            self._agent_leg_over(session, leg, at)
         if session.agent_id is None:
             return
         agent_leg = next((x for x in session.call.legs.values()
@@ -545,6 +564,7 @@ class CallService:
         call = session.call
         session.on_answer.pop(ended.id, None)
         hook = session.on_end.pop(ended.id, None)
+        self._agent_leg_over(session, ended, at)
         if ended.role is LegRole.AGENT and ended.answered_at is None and hook is None:
             offer_id, agent_id = session.offers.pop(ended.id, ("", ""))
             if self._acd is not None and offer_id:
@@ -615,9 +635,6 @@ class CallService:
             self._not_dialed(session, command, exc)
         except ControllerError as exc:  # the switch refused, or the command was unsafe to send
             log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
-            if isinstance(command, c.Originate):  # the leg will never come: it ends now
-                session.queue.put_nowait(e.LegHungUp(command.leg_id, datetime.now(UTC), 0,
-                                                     f"not dialed: {exc.detail}"))
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandFailed",
                                            {"command": type(command).__name__, "error": exc.code,
