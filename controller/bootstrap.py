@@ -16,6 +16,7 @@ from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
 from controller.services.call_control import CallControl
 from controller.services.call_records import CallRecordService
+from controller.services.call_recovery import CallRecovery
 from controller.services.calls import CallService
 from controller.services.device_states import DeviceStateService
 from controller.services.flows import FlowService, SoundCatalog
@@ -134,6 +135,7 @@ def build_runtime(settings: Settings) -> Runtime:
     queues = QueueService(db, on_change=None)
     acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put)
     calls: CallService
+    recovery: CallRecovery
 
     def deliver(event: e.Event) -> None:
         if isinstance(event, e.DeviceStateChanged):
@@ -144,7 +146,7 @@ def build_runtime(settings: Settings) -> Runtime:
         calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
-        await calls.reconcile(snapshot.legs)
+        await recovery.reconcile(snapshot.legs)
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
@@ -154,6 +156,7 @@ def build_runtime(settings: Settings) -> Runtime:
                                flows=inbound, callback_context=settings.callback_context)
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
+    recovery = CallRecovery(calls, switch, live, inbound)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     devices = DeviceStateService(switch, acd.submit)
     health = HealthService(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as redis
 
-from controller.domain.agents import Agent, AgentState, QueueConfig, QueueEntry, Strategy
+from controller.domain.agents import Agent, AgentState, QueueConfig, QueueDestination, QueueEntry, Strategy
 from controller.engines import acd
 from controller.services.acd import AcdService
 from controller.storage.acd_log import AcdLog, stream_position
@@ -75,7 +75,8 @@ class Phones:
 
         asyncio.get_running_loop().call_later(random.uniform(0.005, 0.03), hang_up)
 
-    async def overflow(self, call_id: str, reason: str) -> None:
+    async def overflow(self, call_id: str, reason: str, queue: str = "",
+                       destination: QueueDestination | None = None) -> None:
         self.floor.overflowed.append((call_id, reason))
 
 
