@@ -287,6 +287,9 @@ class AcdService:
                     # processes are first-in-first-out in the order the log got them.
                     event = acd.CallQueued(replace(event.entry, entered_at=now))
                     self._replica.owners[event.entry.call_id] = publisher
+                elif isinstance(event, acd.CallbackRequested):
+                    # The callback call is held (and dialed) by the process that asked for it.
+                    self._replica.owners[event.callback_call_id] = publisher
                 await self._decide(event, now, ids, publisher)
             case "lost":
                 lost = str(entry["lost"])

@@ -274,7 +274,7 @@ async def test_exit_key_callback_keeps_the_place_and_dials_the_agent_first(
     waiting = (await client.get("/v1/queues/qc-cb/calls")).json()
     assert len(waiting) == 1 and waiting[0]["call_id"] != callback_id  # the second caller waits on
 
-    await runtime.calls.hang_up(callback_id)
+    assert (await client.post(f"/v1/calls/{callback_id}/hangup")).status_code == 202
     await runtime.calls.wait_ended(callback_id, 15)
     await runtime.records.flushed()
     cursor = await db_conn.execute("SELECT * FROM calls WHERE id = %s", (callback_id,))
