@@ -16,6 +16,7 @@ from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
 from controller.services.call_control import CallControl
 from controller.services.call_records import CallRecordService
+from controller.services.call_recovery import CallRecovery
 from controller.services.calls import CallService
 from controller.services.device_states import DeviceStateService
 from controller.services.flows import FlowService, SoundCatalog
@@ -141,6 +142,7 @@ def build_runtime(settings: Settings) -> Runtime:
     calls: CallService
     recordings: RecordingService
     monitors: MonitorService
+    recovery: CallRecovery
 
     def deliver(event: e.Event) -> None:
         if isinstance(event, e.DeviceStateChanged):
@@ -157,7 +159,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
         await monitors.reconcile(snapshot.legs, snapshot.bridge_ids)
-        await calls.reconcile(tuple(leg for leg in snapshot.legs if not is_monitor_leg(leg.leg_id)))
+        await recovery.reconcile(tuple(leg for leg in snapshot.legs if not is_monitor_leg(leg.leg_id)))
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
@@ -167,6 +169,7 @@ def build_runtime(settings: Settings) -> Runtime:
                                flows=inbound, callback_context=settings.callback_context)
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
                         voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
+    recovery = CallRecovery(calls, switch, live, inbound)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     devices = DeviceStateService(switch, acd.submit)
     audit = AuditService(db, records)

@@ -56,7 +56,8 @@ _S = AgentState
 AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     # Unavailable straight away when the agent logs in from a device that cannot be reached.
     _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED, _S.UNAVAILABLE}),
-    _S.AVAILABLE: frozenset({_S.RESERVED, _S.PAUSED, _S.UNAVAILABLE, _S.LOGGED_OUT}),
+    # On a call straight away when the agent dials out or is brought into a call (not routed).
+    _S.AVAILABLE: frozenset({_S.RESERVED, _S.ON_CALL, _S.PAUSED, _S.UNAVAILABLE, _S.LOGGED_OUT}),
     # An offer is answered, missed, withdrawn, or the agent leaves while it rings.
     _S.RESERVED: frozenset({_S.ON_CALL, _S.AVAILABLE, _S.PAUSED, _S.UNAVAILABLE, _S.LOGGED_OUT}),
     # Paused straight after a call when a pause was asked for during it and there is no wrap-up;

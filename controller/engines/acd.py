@@ -46,6 +46,13 @@ call, paused or in wrap-up: an agent whose device cannot be reached logs in, unp
 its wrap-up as ``unavailable`` instead of ``available``, and becomes available when the device
 comes back. (``unreachable`` from a failed offer does not change what the device state said.)
 
+Calls the ACD did not route (``AgentCallStarted``: the agent dialed out, or a transfer or a
+conference brought it in) keep the agent busy too: an available agent goes ``on_call``, a
+reserved one too (its offer is withdrawn, no miss, and moves on); a paused, wrapping-up,
+unavailable or logged-out agent stays so but is marked talking, and goes ``on_call`` rather than
+``available`` if it becomes ready before the call ends. A talking agent is never offered a call.
+The same ``CallEnded`` ends such a call (wrap-up: the queue named in the event, if any).
+
 After a call the agent is in ``wrap_up`` for the queue's ``wrap_up_s`` (emitted in
 ``AgentStateChanged.wrap_up_s``; the service runs the timer and sends ``WrapUpEnded``), then
 ``available``, or ``paused`` if a pause was asked for during the call. An agent on a call cannot
@@ -160,6 +167,17 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentCallStarted:
+    """The agent is on a call the ACD did not route: it dialed out (click-to-dial), or a
+    transfer or conference brought it into a call. Its ``CallEnded`` (same ``call_id``) frees
+    it; the wrap-up is ``queue``'s, none when empty."""
+
+    agent_id: str
+    call_id: str
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpEnded:
     agent_id: str
 
@@ -194,6 +212,7 @@ AcdEvent = (
     | OfferAnswered
     | OfferFailed
     | CallEnded
+    | AgentCallStarted
     | WrapUpEnded
     | AgentDeviceState
     | Tick
@@ -352,6 +371,8 @@ def on_event(
             _failed(run, event.offer_id, FailReason(event.reason), event.agent_id)
         case CallEnded():
             _call_ended(run, event.call_id, event.agent_id, event.talk_s)
+        case AgentCallStarted():
+            _call_started(run, event.agent_id, event.call_id, event.queue)
         case WrapUpEnded():
             agent = run.state.agents.get(event.agent_id)
             if agent is not None and agent.state is AgentState.WRAP_UP:
@@ -393,7 +414,7 @@ def eligible_agents(state: AcdState, entry: QueueEntry, now: datetime) -> list[t
     out: list[tuple[Agent, int]] = []
     for agent_id, penalty in queue.members:
         agent = state.agents.get(agent_id)
-        if agent is None or agent.state is not AgentState.AVAILABLE:
+        if agent is None or agent.state is not AgentState.AVAILABLE or agent_id in state.talking:
             continue
         if max_penalty is not None and penalty > max_penalty:
             continue
@@ -461,6 +482,14 @@ class _Run:
         until = self.now + timedelta(seconds=wrap_up_s) if wanted is AgentState.WRAP_UP else None
         apply_agent(agent, wanted, self.now, reason=reason, until=until)
         self.emit(AgentStateChanged(agent.id, wanted, reason, wrap_up_s))
+
+    def make_ready(self, agent: Agent, reason: str) -> None:
+        """Move a ready agent to available (unavailable without its device), and on to
+        ``on_call`` if it is on a call of its own meanwhile (AgentCallStarted)."""
+        self.move(agent, _ready(agent), reason)
+        talking = self.state.talking.get(agent.id)
+        if talking is not None and agent.state is AgentState.AVAILABLE:
+            self.move(agent, AgentState.ON_CALL, f"on call {talking[0]}")
 
 
 def _staffed(state: AcdState, queue: QueueConfig) -> bool:
@@ -533,7 +562,7 @@ def _logged_in(run: _Run, agent_id: str) -> None:
     agent = run.state.agents.get(agent_id)
     if agent is not None and agent.state is AgentState.LOGGED_OUT:
         agent.missed_in_a_row = 0
-        run.move(agent, _ready(agent), "logged in" if agent.device_reachable else "logged in, unreachable")
+        run.make_ready(agent, "logged in" if agent.device_reachable else "logged in, unreachable")
 
 
 def _logged_out(run: _Run, agent_id: str) -> None:
@@ -569,7 +598,7 @@ def _unpaused(run: _Run, agent_id: str) -> None:
     agent.pause_requested = None
     if agent.state is AgentState.PAUSED:
         agent.missed_in_a_row = 0
-        run.move(agent, _ready(agent), "unpaused")
+        run.make_ready(agent, "unpaused")
 
 
 def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
@@ -637,8 +666,9 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
     agent.last_call_ended_at = run.now
     queue = s.queues.get(talking[1])
     wrap_up_s = queue.wrap_up_s if queue is not None else 0
-    s.handle_times[talking[1]] = queue_wait.remember(s.handle_times.get(talking[1], ()),
-                                                     max(0, talk_s) + wrap_up_s)
+    if queue is not None:
+        s.handle_times[queue.name] = queue_wait.remember(s.handle_times.get(queue.name, ()),
+                                                         max(0, talk_s) + wrap_up_s)
     if agent.state is not AgentState.ON_CALL:
         return
     if wrap_up_s > 0:
@@ -647,12 +677,28 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
         _back_to_work(run, agent, "call ended")
 
 
+def _call_started(run: _Run, agent_id: str, call_id: str, queue: str) -> None:
+    s = run.state
+    agent = s.agents.get(agent_id)
+    if agent is None or agent_id in s.talking:
+        return  # unknown, or already on a call: the first one's end frees it
+    s.talking[agent_id] = (call_id, queue)
+    match agent.state:
+        case AgentState.RESERVED:
+            _release(run, agent_id, cancel=True, missed=False)  # the offer moves on, no miss
+            run.move(agent, AgentState.ON_CALL, f"on call {call_id}")
+        case AgentState.AVAILABLE:
+            run.move(agent, AgentState.ON_CALL, f"on call {call_id}")
+        # Paused, in wrap-up, unavailable or logged out: it stays so, marked talking; when
+        # it becomes ready before the call ends it goes on call (_Run.make_ready).
+
+
 def _back_to_work(run: _Run, agent: Agent, reason: str) -> None:
     if agent.pause_requested:
         pause, agent.pause_requested = agent.pause_requested, None
         run.move(agent, AgentState.PAUSED, pause)
     else:
-        run.move(agent, _ready(agent), reason)
+        run.make_ready(agent, reason)
 
 
 def _device(run: _Run, agent_id: str, reachable: bool) -> None:
@@ -662,7 +708,7 @@ def _device(run: _Run, agent_id: str, reachable: bool) -> None:
     agent.device_reachable = reachable
     if reachable:
         if agent.state is AgentState.UNAVAILABLE:
-            run.move(agent, AgentState.AVAILABLE, "reachable")
+            run.make_ready(agent, "reachable")
         return
     if agent.state is AgentState.RESERVED:
         _release(run, agent_id, cancel=True, missed=True)

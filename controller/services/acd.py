@@ -290,7 +290,7 @@ class AcdService:
                     event = acd.CallQueued(replace(event.entry, entered_at=now))
                     self._replica.owners[event.entry.call_id] = publisher
                 elif isinstance(event, acd.CallbackRequested):
-                    # The callback call, made by the same process, takes the caller's place.
+                    # The callback call is held (and dialed) by the process that asked for it.
                     self._replica.owners[event.callback_call_id] = publisher
                 await self._decide(event, now, ids, publisher)
             case "lost":

@@ -162,6 +162,8 @@ class CallControl:
                         created_at=now)
         call.legs[agent_leg.id] = agent_leg
         session = self._calls.open(call)
+        if agent_id:
+            self._calls.agent_joins(session, agent_leg, agent_id)
         session.on_answer[agent_leg.id] = lambda s, leg: self._dial_customer(s, leg, request.to, to_endpoint)
         session.on_end[agent_leg.id] = self._end_all
         self._event(session, agent_leg.id, "ClickToDial", {"to": str(request.to), "agent_id": agent_id})
@@ -224,7 +226,7 @@ class CallControl:
                 await self._execute(session, c.RemoveFromBridge(bridge, (party.id,)), c.Hangup(agent.id),
                                     c.DestroyBridge(bridge), c.EnterQueue(party.id, to.value, priority))
                 return
-            target = self._new_leg(session, _role_for(to, LegRole.TRANSFER), "transfer", endpoint)
+            target = self._new_leg(session, _role_for(to, LegRole.TRANSFER), "transfer", endpoint, to)
             session.on_answer[target.id] = lambda s, leg: self._transferred(s, party, leg, bridge, to)
             session.on_end[target.id] = lambda s, leg: self._transfer_failed(s, party, leg)
             await self._execute(session, c.RemoveFromBridge(bridge, (party.id,)),
@@ -247,7 +249,7 @@ class CallControl:
         return (c.Hangup(party.id),) if party.state is not LegState.ENDED else ()
 
     def _consult(self, session: CallSession, party: Leg, bridge: str, to: Destination, endpoint: str) -> None:
-        consult = self._new_leg(session, _role_for(to, LegRole.TRANSFER), "consult", endpoint)
+        consult = self._new_leg(session, _role_for(to, LegRole.TRANSFER), "consult", endpoint, to)
         session.consult = consult.id
         session.call.data["transfer_to"] = str(to)
         session.on_answer[consult.id] = lambda s, leg: self._consult_answered(s, leg, bridge)
@@ -317,7 +319,7 @@ class CallControl:
             third = session.call.legs.get(session.conference or "")
             if third is not None and third.state is not LegState.ENDED:
                 raise Conflict("the call already has a third party")
-            leg = self._new_leg(session, LegRole.CONFERENCE, "conference", endpoint)
+            leg = self._new_leg(session, LegRole.CONFERENCE, "conference", endpoint, to)
             session.conference = leg.id
             session.on_answer[leg.id] = lambda s, answered: self._conference_joined(s, answered, bridge)
             session.on_end[leg.id] = self._conference_failed
@@ -392,11 +394,15 @@ class CallControl:
                 return to.value
         raise InvalidRequest(f"a {to.kind.value} cannot be dialed")
 
-    def _new_leg(self, session: CallSession, role: LegRole, what: str, endpoint: str) -> Leg:
+    def _new_leg(self, session: CallSession, role: LegRole, what: str, endpoint: str,
+                 to: Destination | None = None) -> Leg:
+        """A leg about to be dialed; an agent dialed (``to``) is busy for the ACD from now on."""
         call = session.call
         leg = Leg(id=f"{call.id}.{what}-{len(call.legs)}", call_id=call.id, role=role, channel_name=endpoint,
                   created_at=datetime.now(UTC))
         self._calls.add_leg(session, leg)
+        if to is not None and to.kind is DestinationKind.AGENT:
+            self._calls.agent_joins(session, leg, to.value, call.data.get("queue", ""))
         return leg
 
     def _originate(self, session: CallSession, leg_id: str | None) -> c.Originate:
@@ -409,7 +415,7 @@ class CallControl:
 
     def _let_agent_go(self, session: CallSession, agent: Leg) -> None:
         """The agent leaves the call for good: the ACD frees it, its leg's end ends nothing."""
-        self._calls.release_agent(session, datetime.now(UTC))
+        self._calls.release_agent(session, datetime.now(UTC), agent)
         session.offers.pop(agent.id, None)
         session.released.add(agent.id)
         session.on_end.pop(agent.id, None)

@@ -1,5 +1,5 @@
 """A live call as plain JSON for Redis, and back: what a restarted controller needs to adopt
-a call it did not start (see CallService.reconcile)."""
+a call it did not start (see CallRecovery.reconcile, services/call_recovery.py)."""
 
 from __future__ import annotations
 

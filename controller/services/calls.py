@@ -5,10 +5,8 @@ slow call never delays another. For each event the service updates the call mode
 asks the flow engine what to do, writes the call records (through the record writer, which
 survives a Postgres outage), mirrors the live call to Redis, and executes the commands.
 
-After every (re)connect to the switch, :meth:`reconcile` compares what the switch holds
-for our application with what the controller tracks: legs that vanished are ended in the
-records, legs nobody tracks (left in the application while the controller was away, or
-tracked by a previous run in Redis) are adopted.
+After every (re)connect to the switch, services/call_recovery.py brings the tracked calls in
+line with what the switch holds (legs that vanished end, calls of a previous run are adopted).
 """
 
 from __future__ import annotations
@@ -40,12 +38,10 @@ from controller.domain.errors import (
     ControllerError,
     LegGone,
     NotFound,
-    StorageUnavailable,
-    SwitchError,
 )
 from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
-from controller.services.call_snapshot import restore, snapshot
+from controller.services.call_snapshot import snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.services.queue_caller import QueueCaller
@@ -55,9 +51,6 @@ from controller.storage.outbox import RecordWriter
 from controller.storage.records import CallEventRow, CallRow, LegRow
 
 log = logging.getLogger(__name__)
-
-LOST_CAUSE = 0
-LOST_CAUSE_TEXT = "ended while the controller was disconnected"
 
 
 class Switch(Protocol):
@@ -120,6 +113,9 @@ class CallSession:
     queued: str | None = None  # the ACD queue the caller waits in
     offers: dict[str, tuple[str, str]] = field(default_factory=dict)  # leg id -> (offer id, agent id)
     agent_id: str | None = None  # the agent the call is connected to
+    # Agents on the call that the ACD did not route (click-to-dial, transfer, conference):
+    # leg id -> agent id. The ACD holds them busy until their leg ends or is let go.
+    busy_agents: dict[str, str] = field(default_factory=dict)
     on_answer: dict[str, AnswerHook] = field(default_factory=dict)  # leg id -> call control's hook
     on_end: dict[str, EndHook] = field(default_factory=dict)  # leg id -> call control's hook
     released: set[str] = field(default_factory=set)  # legs that left on purpose: their end ends nothing
@@ -154,6 +150,9 @@ class CallService:
 
     def live_calls(self) -> list[Call]:
         return [s.call for s in self._sessions.values()]
+
+    def sessions(self) -> list[CallSession]:
+        return list(self._sessions.values())
 
     def find(self, call_id: str) -> Call | None:
         session = self._sessions.get(call_id)
@@ -214,13 +213,15 @@ class CallService:
             id=arrived.leg_id, call_id=call.id, role=LegRole.CALLER,
             channel_name=arrived.channel_name, created_at=arrived.created_at,
         )
-        self._track(CallSession(call))
+        self.track(CallSession(call))
         log.info("call %s opened by leg %s from %r to %r", call.id, arrived.leg_id,
                  arrived.caller_number, arrived.dialed,
                  extra={"call_id": call.id, "leg_id": arrived.leg_id})
         return call
 
-    def _track(self, session: CallSession) -> None:
+    def track(self, session: CallSession) -> None:
+        """Handle the call's events on its own task from now on (also a call adopted after a
+        reconnect, services/call_recovery.py)."""
         call = session.call
         self._sessions[call.id] = session
         for leg_id in call.legs:
@@ -365,6 +366,9 @@ class CallService:
         else:
             self._live.put_call(session.call.id, snapshot(session.call, session.driver))
 
+    def arm_timer(self, session: CallSession, timer_id: str, leg_id: str, seconds: float) -> None:
+        self._apply_locally(session, c.StartTimer(timer_id, leg_id, seconds))
+
     def _apply_locally(self, session: CallSession, command: c.Command) -> bool:
         match command:
             case c.CallDataChanged(data=data):
@@ -415,7 +419,7 @@ class CallService:
     def open(self, call: Call) -> CallSession:
         """Track a call the controller starts itself (click-to-dial), with the legs it has."""
         session = CallSession(call)
-        self._track(session)
+        self.track(session)
         self._records.put(CallRow.of(call, self._switch.name),
                           *(LegRow.of(leg) for leg in call.legs.values()))
         return session
@@ -426,9 +430,25 @@ class CallService:
         self._call_of_leg[leg.id] = session.call.id
         self._records.put(LegRow.of(leg))
 
-    def release_agent(self, session: CallSession, at: datetime) -> None:
-        """The connected agent leaves a call that goes on without it (transferred away, or it
-        left a conference): the ACD frees the agent now rather than when the call ends."""
+    def agent_joins(self, session: CallSession, leg: Leg, agent_id: str, queue: str = "") -> None:
+        """An agent is dialed into the call by call control (not routed by the ACD): the ACD
+        holds it busy from now until its leg ends (``queue``: whose wrap-up follows)."""
+        session.busy_agents[leg.id] = agent_id
+        if self._acd is not None:
+            self._acd.submit(acd_engine.AgentCallStarted(agent_id, session.call.id, queue))
+
+    def _agent_leg_over(self, session: CallSession, leg: Leg, at: datetime) -> None:
+        agent_id = session.busy_agents.pop(leg.id, None)
+        if agent_id is not None and self._acd is not None:
+            talk = (at - leg.answered_at).total_seconds() if leg.answered_at else 0
+            self._acd.submit(acd_engine.CallEnded(session.call.id, agent_id, int(talk)))
+
+    def release_agent(self, session: CallSession, at: datetime, leg: Leg | None = None) -> None:
+        """The connected agent (or the agent on ``leg``) leaves a call that goes on without it
+        (transferred away, or it left a conference): the ACD frees the agent now rather than
+        when the call ends."""
+        if leg is not None:
+            self._agent_leg_over(session, leg, at)
         if session.agent_id is None:
             return
         agent_leg = next((x for x in session.call.legs.values()
@@ -541,7 +561,7 @@ class CallService:
 
     async def _open_callback(self, call: Call) -> None:
         """Track a callback call (its caller's leg is dialed later, services/queue_caller.py)."""
-        self._track(CallSession(call))
+        self.track(CallSession(call))
 
     # ---- transfers: a second leg dialed by the flow, bridged with the caller -----------
 
@@ -576,6 +596,7 @@ class CallService:
         call = session.call
         session.on_answer.pop(ended.id, None)
         hook = session.on_end.pop(ended.id, None)
+        self._agent_leg_over(session, ended, at)
         if ended.role is LegRole.AGENT and ended.answered_at is None and hook is None:
             offer_id, agent_id = session.offers.pop(ended.id, ("", ""))
             if self._acd is not None and offer_id:
@@ -646,9 +667,6 @@ class CallService:
             self._not_dialed(session, command, exc)
         except ControllerError as exc:  # the switch refused, or the command was unsafe to send
             log.warning("call %s: %s failed: %s", call.id, type(command).__name__, exc.detail)
-            if isinstance(command, c.Originate):  # the leg will never come: it ends now
-                session.queue.put_nowait(e.LegHungUp(command.leg_id, datetime.now(UTC), 0,
-                                                     f"not dialed: {exc.detail}"))
             self._records.put(CallEventRow(call.id, getattr(command, "leg_id", None),
                                            datetime.now(UTC), "CommandFailed",
                                            {"command": type(command).__name__, "error": exc.code,
@@ -675,90 +693,6 @@ class CallService:
             return
         self._records.put(CallEventRow(call.id, command.leg_id, datetime.now(UTC), "VoicemailStored",
                                        {"mailbox": command.mailbox, "recording": command.recording_name}))
-
-    # ---- reconciliation ------------------------------------------------------------------
-
-    async def reconcile(self, legs_on_switch: tuple[e.LegArrived, ...]) -> None:
-        """Bring tracked calls in line with the legs the switch holds for our application."""
-        now = datetime.now(UTC)
-        present = {leg.leg_id: leg for leg in legs_on_switch}
-        ended = adopted = 0
-
-        # Legs we track that the switch no longer has ended while we could not hear it.
-        for session in list(self._sessions.values()):
-            for leg in session.call.live_legs():
-                if leg.id not in present:
-                    session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
-                    ended += 1
-
-        # Legs the switch has that nobody here tracks: a previous run may have (Redis).
-        untracked = [leg for leg_id, leg in present.items() if leg_id not in self._call_of_leg]
-        remembered: dict[str, dict[str, Any]] = {}
-        try:
-            remembered = await self._live.live_calls()
-        except StorageUnavailable as exc:
-            log.warning("reconcile without Redis, previous calls cannot be adopted: %s", exc)
-        leg_to_saved = {leg_id: saved for saved in remembered.values() for leg_id in saved["legs"]}
-        for arrived in untracked:
-            saved = leg_to_saved.get(arrived.leg_id)
-            if saved is not None and saved["id"] not in self._sessions:
-                await self._adopt(restore(saved), saved.get("driver"), arrived, present, now)
-            elif saved is None:
-                self.submit(arrived)
-            adopted += 1
-
-        # Calls a previous run left unfinished whose legs are all gone: end them in the records.
-        for saved in remembered.values():
-            if saved["id"] in self._sessions:
-                continue
-            call = restore(saved)
-            for leg in call.live_legs():
-                apply_leg(leg, LegState.ENDED, now, LOST_CAUSE, LOST_CAUSE_TEXT)
-            settle_call(call, now)
-            self._records.put(CallRow.of(call, self._switch.name),
-                              *(LegRow.of(x) for x in call.legs.values()),
-                              CallEventRow(call.id, None, now, "CallLost", {"reason": LOST_CAUSE_TEXT}))
-            self._live.drop_call(call.id)
-            ended += 1
-        log.warning("reconciled with %s: %d legs present, %d adopted, %d ended",
-                    self._switch.name, len(present), adopted, ended)
-
-    async def _adopt(self, call: Call, saved_driver: dict[str, Any] | None, arrived: e.LegArrived,
-                     present: dict[str, e.LegArrived], now: datetime) -> None:
-        driver: Driver | None = None
-        if saved_driver is not None:
-            try:
-                driver = await self._resume(saved_driver)
-            except (ControllerError, KeyError, ValueError) as exc:
-                log.error("call %s: its flow cannot be resumed (%s); starting it again", call.id, exc)
-        session = CallSession(call, driver)
-        self._track(session)
-        for leg in call.live_legs():
-            if leg.id not in present:
-                session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
-        if driver is None:
-            session.queue.put_nowait(arrived)  # no flow had started: start it now
-        else:
-            for playback_id, leg_id in driver.playbacks():
-                if not await self._playback_active(playback_id):
-                    # It finished while nobody listened; the flow goes on from there.
-                    session.queue.put_nowait(e.PlaybackFinished(playback_id, leg_id, now, False))
-            for timer_id, leg_id, seconds in driver.timers():
-                # Timers died with the previous run: arm them again, in full.
-                self._apply_locally(session, c.StartTimer(timer_id, leg_id, seconds))
-        log.warning("call %s adopted from a previous run", call.id, extra={"call_id": call.id})
-
-    async def _resume(self, saved: dict[str, Any]) -> Driver:
-        if saved.get("kind") == "greeting" or self._inbound is None:
-            return GreetingDriver.from_dict(saved)
-        return await self._inbound.resume(saved)
-
-    async def _playback_active(self, playback_id: str) -> bool:
-        try:
-            return await self._switch.playback_active(playback_id)
-        except SwitchError:
-            return False
-
 
 def transfer_endpoint(destination: str) -> str:
     """A flow's transfer target as a dial string: an endpoint as is, an extension on the

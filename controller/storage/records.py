@@ -166,20 +166,41 @@ async def get_call(conn: psycopg.AsyncConnection, call_id: str) -> dict[str, Any
     return call
 
 
+# A call of an agent: the agent is (or was last) the call's agent, was offered it, was
+# connected to it, or dialed it (click-to-dial).
+_OF_AGENT = """
+    (calls.data->>'agent_id' = %(agent)s
+     OR EXISTS (SELECT 1 FROM call_events ev
+                WHERE ev.call_id = calls.id
+                  AND ev.kind IN ('AgentOffered', 'AgentConnected', 'ClickToDial')
+                  AND ev.data->>'agent_id' = %(agent)s))
+"""
+
+
 async def list_calls(conn: psycopg.AsyncConnection, *, state: str | None, since: datetime | None,
-                     limit: int, before: datetime | None) -> list[dict[str, Any]]:
+                     limit: int, before: datetime | None, agent_id: str | None = None,
+                     only_agent: bool = False) -> list[dict[str, Any]]:
+    """Calls, newest first; with ``only_agent``, only the calls of ``agent_id`` (none if None)."""
     cursor = await conn.execute(
-        """
+        f"""
         SELECT * FROM calls
         WHERE (%(state)s::text IS NULL OR state = %(state)s)
           AND (%(since)s::timestamptz IS NULL OR started_at >= %(since)s)
           AND (%(before)s::timestamptz IS NULL OR started_at < %(before)s)
+          AND (NOT %(only_agent)s OR {_OF_AGENT})
         ORDER BY started_at DESC, id
         LIMIT %(limit)s
         """,
-        {"state": state, "since": since, "before": before, "limit": limit},
+        {"state": state, "since": since, "before": before, "limit": limit, "agent": agent_id,
+         "only_agent": only_agent},
     )
     return await cursor.fetchall()
+
+
+async def is_call_of_agent(conn: psycopg.AsyncConnection, call_id: str, agent_id: str) -> bool:
+    cursor = await conn.execute(f"SELECT 1 FROM calls WHERE id = %(call)s AND {_OF_AGENT}",
+                                {"call": call_id, "agent": agent_id})
+    return await cursor.fetchone() is not None
 
 
 async def call_events(conn: psycopg.AsyncConnection, call_id: str) -> list[dict[str, Any]]:

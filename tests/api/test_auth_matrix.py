@@ -34,8 +34,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/api-keys"): ADMIN,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMIN,
     ("GET", "/v1/audit"): ADMIN,
-    ("GET", "/v1/calls"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
-    ("GET", "/v1/calls/{call_id}"): frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION}),
+    # An agent key reads only its own agent's calls (others are 404 to it): tests/api/test_call_control.py.
+    ("GET", "/v1/calls"): CALL_ACTORS,
+    ("GET", "/v1/calls/{call_id}"): CALL_ACTORS,
     ("GET", "/v1/flows"): READERS,
     ("POST", "/v1/flows"): WRITERS,
     ("GET", "/v1/flows/{name}"): READERS,

@@ -11,6 +11,7 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
+from controller.domain.access import Role
 from tests.api.conftest import bearer
 
 PROBLEM_JSON = "application/problem+json"
@@ -102,3 +103,46 @@ async def test_click_to_dial_is_refused_before_dialing(client, admin_key) -> Non
         "agent_id": "ctd-nodial", "to": {"number": "5550100"}, "reference": "crm-1"})
     assert down.status_code == 503, down.text
     assert down.headers["content-type"] == PROBLEM_JSON
+
+
+async def _call_with_event(database: str, kind: str, agent_id: str) -> str:
+    """An ended call whose data names no agent, with one event naming ``agent_id``."""
+    call_id = f"ev-{uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO calls (id, direction, state, switch, started_at, ended_at, data)"
+            " VALUES (%s, 'inbound', 'ended', 'asterisk', %s, %s, '{}')",
+            (call_id, datetime.now(UTC), datetime.now(UTC)))
+        await conn.execute("INSERT INTO call_events (call_id, at, kind, data) VALUES (%s, %s, %s, %s)",
+                           (call_id, datetime.now(UTC), kind, Jsonb({"agent_id": agent_id})))
+    return call_id
+
+
+async def test_an_agent_key_reads_only_its_own_agents_calls(
+        client, admin_key, keys, migrated_database) -> None:
+    await _agent(client, admin_key, "read-ann")
+    await _agent(client, admin_key, "read-bob")
+    ann = bearer(await _agent_key(client, admin_key, "read-ann"))
+    unlinked = bearer(await _agent_key(client, admin_key, None))
+    connected = await _ended_call(migrated_database, "read-ann")
+    offered = await _call_with_event(migrated_database, "AgentOffered", "read-ann")
+    dialed = await _call_with_event(migrated_database, "ClickToDial", "read-ann")
+    others = [await _ended_call(migrated_database, "read-bob"),
+              await _call_with_event(migrated_database, "AgentOffered", "read-bob"),
+              await _call_with_event(migrated_database, "CallHeld", "read-ann")]  # names, but not its call
+
+    mine = {c["id"] for c in (await client.get("/v1/calls", headers=ann)).json()}
+    assert mine == {connected, offered, dialed}
+    assert (await client.get("/v1/calls", headers=unlinked)).json() == []
+    supervisor, integration = bearer(keys[Role.SUPERVISOR]), bearer(keys[Role.INTEGRATION])
+    everything = {c["id"] for c in (await client.get("/v1/calls", headers=supervisor)).json()}
+    assert {connected, offered, dialed, *others} <= everything
+
+    for call_id in (connected, offered, dialed):
+        detail = await client.get(f"/v1/calls/{call_id}", headers=ann)
+        assert detail.status_code == 200 and detail.json()["id"] == call_id
+    for call_id in others:
+        hidden = await client.get(f"/v1/calls/{call_id}", headers=ann)
+        assert hidden.status_code == 404 and hidden.headers["content-type"] == PROBLEM_JSON
+        assert (await client.get(f"/v1/calls/{call_id}", headers=unlinked)).status_code == 404
+        assert (await client.get(f"/v1/calls/{call_id}", headers=integration)).status_code == 200

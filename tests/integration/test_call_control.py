@@ -155,6 +155,69 @@ async def test_click_to_dial_rings_the_agent_then_the_customer_and_only_its_agen
     assert gone.status_code == 404
 
 
+async def test_an_agent_on_its_click_to_dial_call_is_busy_for_the_acd(inbound, dtmf_phones, db_conn):
+    runtime, client = inbound
+    ari = dtmf_phones.client
+    await agent(client, "busy-ann", "Local/3101@ccc-test-agent")
+    await queue(client, "busy-queue", ["busy-ann"])
+    await flow(client, "to-busy-queue", {"q": {"type": "queue", "queue": "busy-queue"}}, "q")
+    await route(client, "busy-route", "7840", "to-busy-queue")
+    ann = await agent_key(client, "busy-ann")
+
+    response = await client.post("/v1/calls", headers=ann, json={
+        "to": {"endpoint": "Local/5550021@ccc-test-agent"}})
+    assert response.status_code == 202, response.text
+    dialed = response.json()["call_id"]
+
+    async def talking() -> bool:
+        customers = legs_of(runtime, dialed, "customer")
+        return bool(customers) and await bridged(ari, dialed) == {f"{dialed}.agent", customers[0]}
+
+    await eventually(talking, 15, what="agent and customer bridged")
+    status = (await client.get("/v1/agents/busy-ann/status", headers=ann)).json()
+    assert status["state"] == "on_call", status
+
+    # A caller queues for the agent's only queue: the ACD does not offer it to the busy agent.
+    phone = await dtmf_phones.call("7840", caller_id='"Bo" <5554444>')
+    await phone.wait_answered()
+
+    async def waiting() -> list[dict]:
+        return (await client.get("/v1/queues/busy-queue/calls")).json()
+
+    await eventually(lambda: _count(waiting, 1), 15, what="the caller waiting in the queue")
+    # The offer would go out in the same ACD step that queued the caller: none did.
+    [entry] = await waiting()
+    assert entry["ringing"] == [], entry
+    assert runtime.acd.agent("busy-ann").state.value == "on_call"
+    waiting_call = runtime.calls.find(entry["call_id"])
+    assert not [leg for leg in waiting_call.legs.values() if leg.role.value == "agent"]
+
+    # The click-to-dial call ends: the agent is back (no wrap-up for a call of no queue) and
+    # the waiting caller is offered to it and connected.
+    assert (await client.post(f"/v1/calls/{dialed}/hangup", headers=ann)).status_code == 202
+
+    async def connected() -> bool:
+        call = runtime.calls.find(entry["call_id"])
+        return call is not None and call.data.get("agent_id") == "busy-ann"
+
+    await eventually(connected, 15, what="the queued caller connected to the agent")
+    await phone.hang_up()
+    await eventually(lambda: runtime.acd.agent("busy-ann").state.value == "available", 10,
+                     what="the agent available after the queued call")
+    await runtime.records.flushed()
+    cursor = await db_conn.execute(
+        "SELECT state, reason, call_id FROM agent_state_log WHERE agent_id = 'busy-ann' ORDER BY at, id")
+    rows = await cursor.fetchall()
+    states = [row["state"] for row in rows]
+    assert states[:5] == ["available", "on_call", "available", "reserved", "on_call"], rows
+    assert rows[1]["reason"] == f"on call {dialed}" and rows[1]["call_id"] == dialed
+    assert rows[2]["reason"] == "call ended"
+
+
+async def _count(read, n: int) -> bool:
+    return len(await read()) == n
+
+
 async def test_attended_transfer_cancel_then_complete_then_blind(inbound, dtmf_phones, db_conn):
     runtime, client = inbound
     ari = dtmf_phones.client

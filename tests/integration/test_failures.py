@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from controller.services.calls import LOST_CAUSE_TEXT
+from controller.services.call_recovery import LOST_CAUSE_TEXT
 from tests.conftest import TEST_DATABASE_URL, eventually
 from tests.integration.conftest import local_asterisk
 from tests.tcp_proxy import TcpProxy

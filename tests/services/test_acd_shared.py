@@ -75,7 +75,8 @@ class Phones:
 
         asyncio.get_running_loop().call_later(random.uniform(0.005, 0.03), hang_up)
 
-    async def overflow(self, call_id: str, reason: str, queue: str, destination: QueueDestination) -> None:
+    async def overflow(self, call_id: str, reason: str, queue: str = "",
+                       destination: QueueDestination | None = None) -> None:
         self.floor.overflowed.append((call_id, reason))
 
     async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None:
@@ -223,3 +224,28 @@ async def test_a_process_started_later_builds_the_same_state_from_snapshot_and_l
             await c.close()
     finally:
         await a.close()
+
+
+async def test_a_callback_is_offered_by_the_process_that_asked_for_it(redis_client, cluster) -> None:
+    floor = Floor()
+    phones_a, phones_b = Phones(floor), Phones(floor)
+    a = await start(redis_client, cluster, "node-a", phones_a)
+    b = await start(redis_client, cluster, "node-b", phones_b)
+    try:
+        queue = QueueConfig("later", Strategy.LINEAR, (("agent00", 0),))
+        await a.configure([Agent("agent00", "Zero", "Local/0@x")], [queue])
+        await b.settled()
+        await a.agent_action("agent00", "login")
+        await a.agent_action("agent00", "pause", "lunch")
+        phones_b.held.update({"caller", "callback"})
+        b.submit(acd.CallQueued(QueueEntry("caller", "later", datetime.now(UTC))))
+        b.submit(acd.CallbackRequested("caller", "callback"))
+        await b.settled()
+        await a.settled()
+        await a.agent_action("agent00", "unpause")  # asked through the other process
+        await eventually(lambda: floor.connected == [("callback", "agent00")], 5,
+                         what="the callback offered and connected by node-b")
+    finally:
+        await a.close()
+        await b.close()
+    assert floor.wrong == []

@@ -27,6 +27,7 @@ from controller.engines import acd
 from controller.engines.acd import (
     AcdCommand,
     AcdState,
+    AgentCallStarted,
     AgentDeviceState,
     AgentLoggedIn,
     AgentLoggedOut,
@@ -530,11 +531,69 @@ def test_unknown_ids_are_ignored() -> None:
         assert h(event) == []
 
 
+# --- calls the ACD did not route (click-to-dial, transfers, conferences) -------------------
+
+
+def test_agent_dialing_out_is_on_call_and_not_offered() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}, "a2": {}}, wrap_up_s=30))
+    assert h(AgentCallStarted("a1", "d1")) == [AgentStateChanged("a1", S.ON_CALL, "on call d1")]
+    assert the_offer(h.queue("c1")).agent_ids == ("a2",)
+    assert offers(h.queue("c2")) == []
+    assert h(AgentLoggedOut("a1")) == []  # refused on a call, as for a routed one
+    # No queue named: no wrap-up, straight back to work (and the waiting caller rings it).
+    commands = h(CallEnded("d1", "a1", 40), after_s=40)
+    assert commands[0] == AgentStateChanged("a1", S.AVAILABLE, "call ended")
+    assert the_offer(commands) == OfferCall("offer-2", "c2", ("a1",), 20, "q")
+    assert h.agent("a1").talk_seconds == 40 and "" not in h.state.handle_times
+
+
+def test_agent_call_with_a_queue_gets_that_queues_wrap_up() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
+    h(AgentCallStarted("a1", "t1", "q"))
+    assert h(CallEnded("t1", "a1", 5)) == [AgentStateChanged("a1", S.WRAP_UP, "call ended", 30)]
+
+
+def test_agent_brought_into_a_call_while_ringing_withdraws_the_offer() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}, "a2": {}}))
+    offer = the_offer(h.queue("c1"))
+    assert offer.agent_ids == ("a1",)
+    commands = h(AgentCallStarted("a1", "t1"))
+    assert commands[:2] == [CancelOffer(offer.offer_id, ("a1",)),
+                            AgentStateChanged("a1", S.ON_CALL, "on call t1")]
+    assert the_offer(commands).agent_ids == ("a2",)
+    assert h.agent("a1").missed_in_a_row == 0 and "c1" not in h.state.tried
+    assert h(OfferAnswered(offer.offer_id, "a1")) == []  # the stale answer changes nothing
+
+
+def test_paused_or_wrapping_up_agent_on_a_call_stays_so_and_is_busy_after() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
+    h(AgentPaused("a1", "lunch"))
+    assert h(AgentCallStarted("a1", "d1")) == []
+    assert h.agent("a1").state is S.PAUSED and h.state.talking["a1"] == ("d1", "")
+    h.queue("c1")
+    # Unpaused during its own call: on the call, not available; the caller waits.
+    assert h(AgentUnpaused("a1")) == [AgentStateChanged("a1", S.AVAILABLE, "unpaused"),
+                                      AgentStateChanged("a1", S.ON_CALL, "on call d1")]
+    assert not h.state.offers
+    commands = h(CallEnded("d1", "a1", 10))
+    assert the_offer(commands).call_id == "c1"
+
+
+def test_a_second_call_started_keeps_the_first_and_unknown_ids_are_ignored() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}))
+    h(AgentCallStarted("a1", "d1"))
+    assert h(AgentCallStarted("a1", "d2")) == []
+    assert h(CallEnded("d2", "a1", 3)) == []
+    assert h.state.talking["a1"] == ("d1", "")
+    assert h(AgentCallStarted("nobody", "d3")) == []
+
+
 # --- properties over random event sequences -------------------------------------------------
 
 AGENTS = ("a1", "a2", "a3", "a4")
 KINDS = ("queue", "queue", "queue", "abandon", "login", "logout", "pause", "unpause", "answer",
-         "answer", "fail", "fail", "end", "end", "wrapup", "device", "tick", "tick", "callback")
+         "answer", "fail", "fail", "end", "end", "wrapup", "device", "tick", "tick", "callback",
+         "dialout", "dialout")
 
 
 def random_state(strategy: Strategy) -> AcdState:
@@ -587,6 +646,8 @@ def to_event(state: AcdState, op: tuple[str, int, int], n: int, now: datetime) -
             return WrapUpEnded(agent_id)
         case "device":
             return AgentDeviceState(agent_id, reachable=bool(j % 2))
+        case "dialout":
+            return AgentCallStarted(agent_id, f"d{n}", "q" if j % 2 else "")
         case "callback" if state.waiting:
             waiting = sorted(state.waiting)
             return CallbackRequested(waiting[i % len(waiting)], f"cb{n}")
@@ -627,7 +688,9 @@ def check_invariants(before: AcdState, decision: acd.AcdDecision, now: datetime)
     assert {a.id for a in after.agents.values() if a.state is S.RESERVED} == set(in_offers)
     assert all(offer.call_id in after.waiting for offer in after.offers.values())
     assert len({offer.call_id for offer in after.offers.values()}) == len(after.offers)
-    assert {a for a, agent in after.agents.items() if agent.state is S.ON_CALL} == set(after.talking)
+    # On a call means talking; a talking agent (also on a call the ACD did not route) is never free.
+    assert {a for a, agent in after.agents.items() if agent.state is S.ON_CALL} <= set(after.talking)
+    assert not [a for a in after.talking if after.agents[a].state in (S.AVAILABLE, S.RESERVED)]
     # No waiting caller is skipped while an eligible agent is free.
     offered = {offer.call_id for offer in after.offers.values()}
     free = [a for a in after.agents.values() if a.state is S.AVAILABLE]

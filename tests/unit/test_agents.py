@@ -48,7 +48,8 @@ def test_a_shift_walks_the_table() -> None:
     [
         (S.LOGGED_OUT, S.ON_CALL),
         (S.LOGGED_OUT, S.RESERVED),
-        (S.AVAILABLE, S.ON_CALL),  # an agent is reserved before the phone rings
+        (S.PAUSED, S.ON_CALL),  # a paused agent on a call of its own stays paused
+        (S.WRAP_UP, S.ON_CALL),
         (S.PAUSED, S.RESERVED),
         (S.WRAP_UP, S.RESERVED),
         (S.ON_CALL, S.RESERVED),

@@ -41,7 +41,7 @@ def test_events_of_every_kind_survive_the_trip() -> None:
     events = [acd.CallQueued(QueueEntry("c", "q", T0, 2, {"de": 3}, 1)), acd.CallAbandoned("c"),
               acd.AgentPaused("a", "break"), acd.OfferAnswered("o", None),
               acd.OfferFailed("o", acd.FailReason.BUSY, "a"), acd.CallEnded("c", "a", 40), acd.Tick(),
-              acd.AgentDeviceState("a", False)]
+              acd.AgentDeviceState("a", False), acd.AgentCallStarted("a", "c", "q")]
     for event in events:
         assert decode(type(event), through_json(event)) == event
 

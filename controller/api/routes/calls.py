@@ -3,8 +3,8 @@ call control for agents and CRMs (click-to-dial, hangup, hold, transfer, confere
 dispositions).
 
 Telephony actions answer 202 with the call's id; what happens next comes as call events. An
-agent key acts only on its own agent's calls (services/call_control.py checks); other roles
-that may act, on any call."""
+agent key reads and acts on its own agent's calls only (services/call_records.py and
+services/call_control.py check); other roles that may act, on any call."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from controller.services.call_control import DialRequest
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
-READERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION)
+# An agent key reads its own agent's calls only (services/call_records.py); others read all.
+CALL_READERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION, Role.AGENT)
 
 
 class CallStateFilter(StrEnum):
@@ -100,7 +101,7 @@ class CallDetailOut(CallOut):
     disposition: DispositionOut | None = None
 
 
-@router.get("", response_model=list[CallOut], summary="Calls, newest first",
+@router.get("", response_model=list[CallOut], summary="Calls, newest first (an agent key: its agent's)",
             responses=problems(401, 403, 422, 503))
 async def list_calls(
     state: CallStateFilter | None = None,
@@ -108,10 +109,10 @@ async def list_calls(
     before: Timestamp | None = Query(None, description="Calls started before this time (paging)"),
     limit: int = Query(100, ge=1, le=1000),
     runtime: Runtime = Depends(get_runtime),
-    _: object = Depends(READERS),
+    principal: Principal = Depends(CALL_READERS),
 ) -> list[dict[str, Any]]:
     return await runtime.call_records.list(
-        state=state.value if state else None, since=since, before=before, limit=limit)
+        state=state.value if state else None, since=since, before=before, limit=limit, reader=principal)
 
 
 @router.get("/{call_id}", response_model=CallDetailOut, summary="One call with its legs and events",
@@ -119,9 +120,9 @@ async def list_calls(
 async def get_call(
     call_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")],
     runtime: Runtime = Depends(get_runtime),
-    _: object = Depends(READERS),
+    principal: Principal = Depends(CALL_READERS),
 ) -> dict[str, Any]:
-    return await runtime.call_records.get(call_id)
+    return await runtime.call_records.get(call_id, principal)
 
 
 ACTORS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION, Role.AGENT)
