@@ -3,7 +3,7 @@ and read the call records back."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tests.conftest import eventually
 
@@ -25,8 +25,17 @@ async def route(client, name: str, pattern: str, flow_name: str, **extra) -> Non
     await put(client, "/v1/routes", {"name": name, "pattern": pattern, "flow": flow_name, **extra})
 
 
+def call_clock() -> datetime:
+    """Now, in whole milliseconds: a call's start is its channel's creation time from ARI, which
+    has millisecond precision, so a call made in the same millisecond as a finer ``since`` would
+    seem to start before it."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 async def ended_call(runtime, db_conn, dialed: str, since: datetime, timeout: float = 30) -> dict:
     """The call to ``dialed`` started after ``since``, once it has ended and is in Postgres."""
+    since = since.replace(microsecond=since.microsecond // 1000 * 1000)  # see call_clock()
     async def ended() -> bool:
         await runtime.records.flushed()
         cursor = await db_conn.execute(

@@ -7,12 +7,11 @@ Agents, queues, flows and routes are created through the REST API."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 
 from tests.conftest import eventually
-from tests.integration.helpers import ended_call, event_kinds, flow, route
+from tests.integration.helpers import call_clock, ended_call, event_kinds, flow, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -39,7 +38,7 @@ async def test_a_queued_caller_reaches_the_next_agent_after_a_missed_offer(inbou
         response = await client.post(f"/v1/agents/{agent_id}/login")
         assert response.status_code == 200 and response.json()["state"] == "available", response.text
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7600", caller_id='"Erin" <5552222>')
     await phone.wait_answered()
 
@@ -106,7 +105,7 @@ async def test_ring_all_rings_every_free_agent_and_the_first_answer_wins(inbound
     for agent_id in ("ra-slow", "ra-fast"):
         assert (await client.post(f"/v1/agents/{agent_id}/login")).status_code == 200
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7700")
     await phone.wait_answered()
 

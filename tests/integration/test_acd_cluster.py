@@ -15,13 +15,13 @@ import sys
 import tempfile
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, eventually
-from tests.integration.helpers import flow, route
+from tests.integration.helpers import call_clock, flow, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -82,7 +82,7 @@ async def test_100_callers_on_10_agents_across_two_controller_processes(
                         return False
 
                 await eventually(b_ready, 30, what="process B ready")
-                since = datetime.now(UTC)
+                since = call_clock()
                 phones = []
                 for n in range(CALLERS):
                     number = "7711" if n % 4 == 0 else "7712"  # a quarter are VIPs

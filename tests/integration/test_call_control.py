@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import eventually
-from tests.integration.helpers import ended_call, event_kinds, flow, route
+from tests.integration.helpers import call_clock, ended_call, event_kinds, flow, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -226,7 +226,7 @@ async def test_attended_transfer_cancel_then_complete_then_blind(inbound, dtmf_p
     await queue(client, "at-queue", ["at-first"])
     await flow(client, "to-at-queue", {"q": {"type": "queue", "queue": "at-queue"}}, "q")
     await route(client, "at-route", "7810", "to-at-queue")
-    since = datetime.now(UTC)
+    since = call_clock()
     phone, call_id, caller, first = await queued_call(runtime, client, dtmf_phones, "7810", "at-first")
 
     nothing = await client.post(f"/v1/calls/{call_id}/transfer/complete")
@@ -303,7 +303,7 @@ async def test_blind_transfer_to_a_queue_hands_the_caller_to_the_acd(inbound, dt
     await queue(client, "bq-billing", ["bq-next"])
     await flow(client, "to-bq-sales", {"q": {"type": "queue", "queue": "bq-sales"}}, "q")
     await route(client, "bq-route", "7820", "to-bq-sales")
-    since = datetime.now(UTC)
+    since = call_clock()
     phone, call_id, caller, _ = await queued_call(runtime, client, dtmf_phones, "7820", "bq-first")
 
     unknown = await client.post(f"/v1/calls/{call_id}/transfer", json={"to": {"queue": "bq-nowhere"}})

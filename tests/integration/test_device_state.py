@@ -7,12 +7,11 @@ unavailable rather than available."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
 from tests.conftest import eventually
-from tests.integration.helpers import ended_call, event_kinds, flow, route
+from tests.integration.helpers import call_clock, ended_call, event_kinds, flow, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -75,7 +74,7 @@ async def test_an_agent_follows_its_custom_device_state_through_a_call(inbound, 
 
     await eventually(lambda: state_is("available"), 5, what="the agent available once its device is")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7810")
     await phone.wait_answered()
     await eventually(lambda: state_is("on_call"), 10, what="the agent to take the call")

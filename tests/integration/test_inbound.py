@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from tests.conftest import eventually
-from tests.integration.helpers import ended_call, event_kinds, flow, played, put, route
+from tests.integration.helpers import call_clock, ended_call, event_kinds, flow, played, put, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -51,7 +51,7 @@ async def test_menu_branches_retries_timeouts_and_collect(inbound, dtmf_phones, 
     await route(client, "menu-test", "7001", "menu-test")
 
     # Option 1, pressed during the greeting (barge-in).
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7001")
     await phone.wait_answered()
     await asyncio.sleep(0.5)
@@ -63,7 +63,7 @@ async def test_menu_branches_retries_timeouts_and_collect(inbound, dtmf_phones, 
     await phone.wait_gone()
 
     # An invalid key, then option 2, then digits that fail the pattern, then good ones.
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7001")
     await phone.wait_answered()
     await asyncio.sleep(0.5)
@@ -83,7 +83,7 @@ async def test_menu_branches_retries_timeouts_and_collect(inbound, dtmf_phones, 
     assert played(events).count(SHORT) >= 3  # invalid option, collect prompt, invalid digits
 
     # No key at all: the timeout path twice, then on_failure.
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7001")
     await phone.wait_answered()
     call = await ended_call(runtime, db_conn, "7001", since, timeout=40)
@@ -111,7 +111,7 @@ async def test_closed_hours_take_the_closed_branch_and_leave_a_voicemail(inbound
     await flow(client, "after-hours", nodes, "hours")
     await route(client, "after-hours", "7002", "after-hours")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7002", caller_id='"Carol" <5554321>')
     await phone.wait_answered()
     await asyncio.sleep(1.0)  # the prompt and the beep
@@ -143,7 +143,7 @@ async def test_closed_hours_take_the_closed_branch_and_leave_a_voicemail(inbound
               "weekly": {day: [["00:00", "23:59"]] for day in
                          ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}, "holidays": []})
     if datetime.now(UTC).strftime("%H:%M") < "23:59":
-        since = datetime.now(UTC)
+        since = call_clock()
         await dtmf_phones.call("7002")
         call = await ended_call(runtime, db_conn, "7002", since)
         assert call["data"]["branch"] == "open"
@@ -210,7 +210,7 @@ async def test_lookup_fills_call_data_and_slow_or_failing_lookups_take_the_fallb
     await route(client, "lookup-slow", "7102", "lookup-slow")
     await route(client, "lookup-broken", "7103", "lookup-broken")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     await dtmf_phones.call("7101", caller_id='"Dana" <5551111>')
     call = await ended_call(runtime, db_conn, "7101", since)
     assert (call["data"]["branch"], call["data"]["customer_name"], call["data"]["vip"]) == (
@@ -218,7 +218,7 @@ async def test_lookup_fills_call_data_and_slow_or_failing_lookups_take_the_fallb
     assert crm.requests[-1]["caller_number"] == "5551111" and crm.requests[-1]["dialed"] == "7101"
 
     for number in ("7102", "7103"):
-        since = datetime.now(UTC)
+        since = call_clock()
         started = time.monotonic()
         await dtmf_phones.call(number)
         call = await ended_call(runtime, db_conn, number, since)
@@ -236,7 +236,7 @@ async def test_route_limit_sends_the_call_over_it_to_the_overflow(inbound, dtmf_
     await flow(client, "hold", hold, "wait")
     await route(client, "limited", "7200", "hold", max_concurrent=3, overflow={"action": "busy"})
 
-    since = datetime.now(UTC)
+    since = call_clock()
     inside = [await dtmf_phones.call("7200") for _ in range(3)]
     for phone in inside:
         await phone.wait_answered()
@@ -272,7 +272,7 @@ async def test_a_flow_edit_does_not_change_calls_already_in_it(inbound, dtmf_pho
 
     await flow(client, "edited", nodes("first"), "menu")
     await route(client, "edited", "7300", "edited")
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7300")
     await phone.wait_answered()
     await flow(client, "edited", nodes("second"), "menu")  # version 2, mid-call
@@ -280,7 +280,7 @@ async def test_a_flow_edit_does_not_change_calls_already_in_it(inbound, dtmf_pho
     call = await ended_call(runtime, db_conn, "7300", since)
     assert call["data"]["version_label"] == "first" and call["flow_version"] == 1
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7300")
     await phone.wait_answered()
     await phone.press("1")
@@ -312,7 +312,7 @@ async def test_transfer_bridges_the_caller_to_the_answered_leg_or_takes_on_failu
     await route(client, "transfer-ok", "7400", "transfer-ok")
     await route(client, "transfer-nobody", "7401", "transfer-nobody")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7400")
     await phone.wait_answered()
 
@@ -335,7 +335,7 @@ async def test_transfer_bridges_the_caller_to_the_answered_leg_or_takes_on_failu
     assert all(leg["state"] == "ended" and leg["answered_at"] for leg in legs.values())
     await eventually(lambda: _no_bridge(dtmf_phones), 5, what="the bridge to go")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     await dtmf_phones.call("7401")
     call = await ended_call(runtime, db_conn, "7401", since)
     assert call["data"]["branch"] == "failed"
@@ -366,7 +366,7 @@ async def test_an_uploaded_prompt_plays_in_a_call_and_a_full_route_can_announce(
     await route(client, "one-line", "7501", "hold-one", max_concurrent=1,
                 overflow={"action": "announce", "prompt": ["it-welcome"]})
 
-    since = datetime.now(UTC)
+    since = call_clock()
     await dtmf_phones.call("7500")
     call = await ended_call(runtime, db_conn, "7500", since)
     events = await event_kinds(db_conn, call["id"])
@@ -376,7 +376,7 @@ async def test_an_uploaded_prompt_plays_in_a_call_and_a_full_route_can_announce(
     # The whole tone was heard: the hang-up came after about 1.5 s of prompt.
     assert (call["ended_at"] - call["answered_at"]).total_seconds() >= 1.3
 
-    since = datetime.now(UTC)
+    since = call_clock()
     first = await dtmf_phones.call("7501")
     await first.wait_answered()
     await dtmf_phones.call("7501")

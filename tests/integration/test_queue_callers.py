@@ -13,7 +13,7 @@ import pytest
 
 from controller.domain.access import Role
 from tests.conftest import eventually
-from tests.integration.helpers import ended_call, event_kinds, flow, played, route
+from tests.integration.helpers import call_clock, ended_call, event_kinds, flow, played, route
 
 pytestmark = pytest.mark.asterisk
 
@@ -60,7 +60,7 @@ async def test_announcements_then_overflow_to_a_flow_after_max_wait(inbound, dtm
     await act(client, "qc-resting", "login")
     await act(client, "qc-resting", "pause")  # staffed, but nobody takes the call
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7810")
     await phone.wait_answered()
     await phone.wait_gone(30)  # the announcement(s), max wait, the flow's goodbye, hang-up
@@ -97,7 +97,7 @@ async def test_no_agents_overflows_to_another_queue_and_an_empty_queue_can_be_jo
     await flow(client, "qc-to-first", {"q": {"type": "queue", "queue": "qc-first", "priority": 3}}, "q")
     await route(client, "qc-first", "7820", "qc-to-first")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7820")
     await phone.wait_answered()
 
@@ -139,7 +139,7 @@ async def test_full_queue_overflows_to_voicemail(inbound, dtmf_phones, db_conn):
     first = await dtmf_phones.call("7830")
     await first.wait_answered()
     await eventually(lambda: _waiting(client, "qc-full", 1), 10, what="the first caller waiting")
-    since = datetime.now(UTC)
+    since = call_clock()
     second = await dtmf_phones.call("7830", caller_id='"Second" <5553333>')
     await second.wait_answered()
 
@@ -193,7 +193,7 @@ async def test_exit_key_to_voicemail(inbound, dtmf_phones, db_conn):
     await act(client, "qc-exit-agent", "login")
     await act(client, "qc-exit-agent", "pause")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7840", caller_id='"Vera" <5554444>')
     await phone.wait_answered()
     await eventually(lambda: _waiting(client, "qc-exit", 1), 10, what="the caller waiting")
@@ -230,7 +230,7 @@ async def test_exit_key_callback_keeps_the_place_and_dials_the_agent_first(
     await act(client, "qc-cb-agent", "login")
     await act(client, "qc-cb-agent", "pause")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     first = await dtmf_phones.call("7850", caller_id='"Cal" <5556666>')
     await first.wait_answered()
     await eventually(lambda: _waiting(client, "qc-cb", 1), 10, what="the first caller waiting")
@@ -303,7 +303,7 @@ async def test_two_queues_overflowing_to_each_other_do_not_loop(inbound, dtmf_ph
     await flow(client, "qc-to-ping", {"q": {"type": "queue", "queue": "qc-ping"}}, "q")
     await route(client, "qc-ping", "7860", "qc-to-ping")
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7860")
     await phone.wait_answered()
     await phone.wait_gone(15)  # no agents anywhere: bounced from queue to queue, then hung up

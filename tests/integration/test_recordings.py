@@ -19,7 +19,7 @@ import pytest
 from controller.domain.access import Role
 from controller.storage import recordings as store
 from tests.conftest import ROOT, eventually
-from tests.integration.helpers import ended_call, flow, route
+from tests.integration.helpers import call_clock, ended_call, flow, route
 from tests.integration.test_processes import BROKER, CLI, cli_env
 
 pytestmark = pytest.mark.asterisk
@@ -81,7 +81,7 @@ async def test_a_queue_call_recorded_by_policy_streams_to_admins_only(inbound, d
     policy = await client.put("/v1/recording-policies/queue/recq", json={"policy": "always"})
     assert policy.status_code == 200 and policy.json()["policy"] == "always", policy.text
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7810", caller_id='"Rita" <5553333>')
     await phone.wait_answered()
     call_id = await connected_call(runtime, "7810", "rec-agent")
@@ -151,7 +151,7 @@ async def test_a_paused_part_is_left_out_of_an_on_demand_recording(inbound, dtmf
     never = await client.put("/v1/recording-policies/agent/rec-pauser", json={"policy": "never"})
     assert never.status_code == 200, never.text
 
-    since = datetime.now(UTC)
+    since = call_clock()
     phone = await dtmf_phones.call("7811")
     await phone.wait_answered()
     call_id = await connected_call(runtime, "7811", "rec-pauser")
