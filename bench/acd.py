@@ -41,17 +41,14 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.ivr import ARI_AUTH, ARI_URL, DATABASE_URL, percentile
+from bench.ivr import ARI_AUTH, ARI_URL, DATABASE_URL, percentile, started_runtime
 from controller.adapters.asterisk.ami import AmiClient
-from controller.bootstrap import build_runtime
 from controller.domain.agents import Strategy
 from controller.engines import acd as acd_engine
 from controller.services.acd import AcdService
 from controller.services.agents import AgentSpec
 from controller.services.number_routes import RouteSpec
 from controller.services.queues import QueueSpec
-from controller.settings import Settings
-from controller.storage.migrate import upgrade
 from tests.integration.phones import PhoneBank
 
 NUMBER = "7998"
@@ -243,17 +240,8 @@ async def main() -> None:
     parser.add_argument("--out", default="bench/results/acd.json")
     args = parser.parse_args()
 
-    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    upgrade(DATABASE_URL)
-    settings = Settings(database_url=DATABASE_URL, redis_url="redis://127.0.0.1:6379/12",
-                        prompts_dir="", recordings_dir="", log_level="WARNING")
-    runtime = build_runtime(settings)
-    await runtime.start()
-    async with asyncio.timeout(15):
-        while not all(runtime.switch.links.values()):  # noqa: ASYNC110 - links have no event
-            await asyncio.sleep(0.1)
+    runtime = await started_runtime()
+    settings = runtime.settings
     ami = AmiClient(settings.ami_host, settings.ami_port, settings.ami_user,
                     settings.ami_secret.get_secret_value())
     times = AmiTimes(ami)

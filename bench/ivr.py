@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from controller.bootstrap import build_runtime
+from controller.bootstrap import Runtime, build_runtime
 from controller.services.number_routes import RouteSpec
 from controller.settings import Settings
 from controller.storage.migrate import upgrade
@@ -126,13 +126,8 @@ async def dtmf_to_prompt(since: datetime) -> list[float]:
     return latencies
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="2,5,10,20", help="calls per second to offer, in order")
-    parser.add_argument("--seconds", type=float, default=10, help="how long each rate is offered")
-    parser.add_argument("--out", default="bench/results/ivr.json")
-    args = parser.parse_args()
-
+async def started_runtime() -> Runtime:
+    """A controller runtime on a fresh bench schema, with its ARI and AMI links up."""
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
@@ -144,6 +139,17 @@ async def main() -> None:
     async with asyncio.timeout(15):
         while not all(runtime.switch.links.values()):  # noqa: ASYNC110 - links have no event
             await asyncio.sleep(0.1)
+    return runtime
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", default="2,5,10,20", help="calls per second to offer, in order")
+    parser.add_argument("--seconds", type=float, default=10, help="how long each rate is offered")
+    parser.add_argument("--out", default="bench/results/ivr.json")
+    args = parser.parse_args()
+
+    runtime = await started_runtime()
     await runtime.flows.create("bench", FLOW)
     await runtime.number_routes.create("bench", RouteSpec(pattern=NUMBER, flow="bench"))
     phones = PhoneBank(ARI_URL, ARI_AUTH)
