@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 from controller.adapters.asterisk.switch import AsteriskSwitch, SwitchSnapshot
 from controller.domain import events as e
@@ -12,31 +14,45 @@ from controller.domain.agents import Agent
 from controller.domain.errors import ControllerError
 from controller.services.acd import AcdService
 from controller.services.agents import AgentService
+from controller.services.alarms import AlarmService
 from controller.services.api_keys import ApiKeyService
 from controller.services.audit import AuditService
 from controller.services.call_control import CallControl
 from controller.services.call_records import CallRecordService
 from controller.services.call_recovery import CallRecovery
 from controller.services.calls import CallService
+from controller.services.campaigns import CampaignService
+from controller.services.contacts import ContactService
 from controller.services.device_states import DeviceStateService
+from controller.services.dnc import DncService
+from controller.services.feed import FeedService
 from controller.services.flows import FlowService, SoundCatalog
 from controller.services.health import HealthService
 from controller.services.inbound import InboundRouter
 from controller.services.lookups import Lookups
-from controller.services.monitors import MonitorService, is_monitor_leg
+from controller.services.monitors import MonitorService
 from controller.services.number_routes import NumberRouteService
+from controller.services.outbound import OutboundService
 from controller.services.prompts import PromptService
 from controller.services.queue_caller import QueueCaller
+from controller.services.queue_moves import QueueMoves
 from controller.services.queues import QueueService
-from controller.services.recordings import RecordingService
+from controller.services.recordings import RecordingService, is_recording_leg
 from controller.services.schedules import ScheduleService
+from controller.services.staffing import StaffingService
 from controller.services.voicemails import VoicemailService
+from controller.services.webhook_delivery import address_policy_for
+from controller.services.webhooks import WebhookDispatcher, WebhookService
 from controller.settings import Settings
 from controller.storage.acd_log import AcdLog
 from controller.storage.db import Database
+from controller.storage.feed import FeedStream
+from controller.storage.hopper import HopperStore
+from controller.storage.lease import Lease
 from controller.storage.limits import ConcurrencyLimits
 from controller.storage.live import LiveStore
 from controller.storage.outbox import RecordWriter
+from controller.worker.sender import CelerySender
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +94,28 @@ class Runtime:
     devices: DeviceStateService
     recordings: RecordingService
     monitors: MonitorService
+    feed: FeedService
+    campaigns: CampaignService
+    contacts: ContactService
+    dnc: DncService
+    outbound: OutboundService
+    queue_moves: QueueMoves
+    staffing: StaffingService
+    webhooks: WebhookService
+    webhook_dispatcher: WebhookDispatcher
+    alarms: AlarmService
+    tasks: CelerySender
 
     async def start(self) -> None:
         await self.db.open()
         await self.records.start()
         await self.live.start()
+        await self.feed.start()
         await self.acd.start()
         await self.reload_acd()
         await self.switch.start()
+        await self.webhook_dispatcher.start()
+        await self.alarms.start()
 
     async def reload_acd(self) -> None:
         """Load agents and queues into the ACD (at start and after every change to them)."""
@@ -111,10 +141,13 @@ class Runtime:
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
-        for name, close in (("monitors", self.monitors.close), ("switch", self.switch.close),
+        for name, close in (("alarms", self.alarms.close),
+                            ("webhook dispatcher", self.webhook_dispatcher.close),
+                            ("monitors", self.monitors.close), ("switch", self.switch.close),
                             ("devices", self.devices.close),
                             ("acd", self.acd.close), ("calls", self.calls.close),
                             ("recordings", self.recordings.close), ("records", self.records.close),
+                            ("feed", self.feed.close), ("task sender", self._close_tasks),
                             ("live state", self.live.close), ("database", self.db.close)):
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -122,6 +155,25 @@ class Runtime:
             except TimeoutError:
                 log.error("shutdown: %s did not close within %g s; pending tasks:\n%s",
                           name, CLOSE_TIMEOUT_S, _pending_tasks())
+
+
+    async def _close_tasks(self) -> None:
+        await asyncio.to_thread(self.tasks.close)
+
+
+def celery_enqueue(broker_url: str) -> Callable[[UUID], Awaitable[None]]:
+    """Hands a contact import to the Celery worker (by task name: the API process does not
+    import the worker's modules). Fails fast when the broker is away; the worker's periodic
+    resume round then picks the import up."""
+    from celery import Celery
+
+    sender = Celery("cc-controller-api", broker=broker_url)
+
+    async def enqueue(import_id: UUID) -> None:
+        await asyncio.to_thread(sender.send_task, "controller.worker.tasks.import_contacts",
+                                args=[str(import_id)], retry=False)
+
+    return enqueue
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -138,7 +190,18 @@ def build_runtime(settings: Settings) -> Runtime:
     # ACD configuration; on_change will be the live ACD's reload.
     agents = AgentService(db, on_change=None)
     queues = QueueService(db, on_change=None)
-    acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put)
+    # The public event feed is shared by the processes of one cluster, like the ACD.
+    feed = FeedService(FeedStream(live.redis, settings.acd_cluster, settings.events_history),
+                       settings.ari_app)
+    acd = AcdService(AcdLog(live.redis, settings.acd_cluster), settings.ari_app, state_log=records.put,
+                     publish=feed.publish, queue_stats_every_s=settings.events_queue_stats_s)
+    # Webhooks: one dispatcher per cluster turns feed entries into deliveries for the workers.
+    tasks = CelerySender(settings.celery_broker_url, settings.webhook_queue)
+    webhooks = WebhookService(db, address_policy_for(settings), tasks)
+    webhook_dispatcher = WebhookDispatcher(
+        db, FeedStream(live.redis, settings.acd_cluster, settings.events_history),
+        Lease(live.redis, f"ccc:{settings.acd_cluster}:webhooks:dispatcher"), tasks,
+        settings.acd_cluster, settings.ari_app)
     calls: CallService
     recordings: RecordingService
     monitors: MonitorService
@@ -152,14 +215,18 @@ def build_runtime(settings: Settings) -> Runtime:
             devices.resync_later()  # device states are heard over AMI: what changed meanwhile?
         if monitors.take(event):  # supervisors' and snoop legs are never calls
             return
-        if RecordingService.owns(event):
-            recordings.submit(event)  # type: ignore[arg-type]  # owns() checked the type
-        else:
-            calls.submit(event)
+        if recordings.take(event):  # call recordings' events and snoop legs
+            return
+        calls.submit(event)
 
     async def reconnected(snapshot: SwitchSnapshot) -> None:
+        # Calls first: a supervisor's leg that took a call over is one of the call's legs, and
+        # must be adopted with it before the monitor service hangs up monitor legs nobody owns.
+        await recovery.reconcile(tuple(leg for leg in snapshot.legs if not is_recording_leg(leg)))
         await monitors.reconcile(snapshot.legs, snapshot.bridge_ids)
-        await recovery.reconcile(tuple(leg for leg in snapshot.legs if not is_monitor_leg(leg.leg_id)))
+        # After the calls: a recording whose call is still here goes on; one whose end was
+        # missed is finished from its file.
+        await recordings.reconcile(snapshot.legs)
 
     switch = AsteriskSwitch(settings, deliver, reconnected)
     inbound = InboundRouter(number_routes, flows, schedules, ConcurrencyLimits(live.redis, settings.ari_app))
@@ -168,15 +235,24 @@ def build_runtime(settings: Settings) -> Runtime:
     queue_caller = QueueCaller(acd, lambda name: acd.state.queues.get(name), records.put, switch.name,
                                flows=inbound, callback_context=settings.callback_context)
     calls = CallService(switch, records, live, settings.default_prompt, inbound=inbound,
-                        voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller)
+                        voicemails=voicemails, lookups=Lookups(), acd=acd, queue_caller=queue_caller,
+                        feed=feed.publish)
     recovery = CallRecovery(calls, switch, live, inbound)
     acd.legs = calls  # the ACD rings agents and bridges callers through the call service
     devices = DeviceStateService(switch, acd.submit)
     audit = AuditService(db, records)
-    recordings = RecordingService(db, switch, audit, settings.recordings_path())
+    recordings = RecordingService(db, switch, audit, settings.recordings_path(), app=settings.ari_app)
     recordings.calls = calls  # what a recording started through the API records
+    recordings.feed = feed.publish
     calls.recordings = recordings  # recording by policy when a queue call is connected
-    monitors = MonitorService(switch, calls)
+    call_control = CallControl(calls, agents, db, queue_exists=lambda name: name in acd.state.queues,
+                               switch_ready=lambda: switch.ari.connected)
+    monitors = MonitorService(switch, calls, call_control, feed.publish)
+    # Campaigns: the hopper lives with the shared ACD's keys; a started campaign's hopper is
+    # filled at once (then by the worker's beat).
+    hopper = HopperStore(live.redis, settings.acd_cluster)
+    outbound = OutboundService(db, hopper)
+    campaigns = CampaignService(db, hopper, on_started=outbound.feed)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -193,8 +269,7 @@ def build_runtime(settings: Settings) -> Runtime:
         records=records,
         switch=switch,
         calls=calls,
-        call_control=CallControl(calls, agents, db, queue_exists=lambda name: name in acd.state.queues,
-                                 switch_ready=lambda: switch.ari.connected),
+        call_control=call_control,
         call_records=CallRecordService(db),
         health=health,
         api_keys=ApiKeyService(db, records),
@@ -210,6 +285,19 @@ def build_runtime(settings: Settings) -> Runtime:
         devices=devices,
         recordings=recordings,
         monitors=monitors,
+        feed=feed,
+        campaigns=campaigns,
+        contacts=ContactService(db, inline_rows=settings.campaign_import_inline_rows,
+                                enqueue=celery_enqueue(settings.celery_broker_url)),
+        dnc=DncService(db),
+        outbound=outbound,
+        queue_moves=QueueMoves(acd, db, calls.find),
+        staffing=StaffingService(db),
+        webhooks=webhooks,
+        webhook_dispatcher=webhook_dispatcher,
+        alarms=AlarmService(db, feed, acd, lambda: switch.links, settings.ari_app,
+                            interval_s=settings.alarm_interval_s),
+        tasks=tasks,
     )
     agents.on_change = queues.on_change = runtime.reload_acd
     return runtime

@@ -29,7 +29,11 @@ async def _run(settings: Settings) -> None:
     app = create_app(runtime)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None,
-        access_log=False, lifespan="off"))
+        access_log=False, lifespan="off",
+        # Event streams never end by themselves: at shutdown they are cut after this long.
+        timeout_graceful_shutdown=3,
+        # WebSocket pings keep idle event streams (GET /v1/events) open through proxies.
+        ws_ping_interval=settings.events_heartbeat_s, ws_ping_timeout=settings.events_heartbeat_s))
     log.info("controller up: API http://%s:%d (docs /docs), Stasis app %r, Asterisk %s",
              settings.api_host, settings.api_port, settings.ari_app, settings.ari_url)
     try:
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="run the controller (PBX links, call handling) and the REST API")
     worker = sub.add_parser("worker", help="run a Celery worker (with beat unless --no-beat)")
     worker.add_argument("--no-beat", action="store_true")
+    worker.add_argument("--queues", help="queues to consume (default: celery and the webhook queue)")
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"],
+                        help="Celery pool; threads suit a worker given to webhook deliveries")
+    worker.add_argument("--concurrency", type=int, default=2)
     sub.add_parser("migrate", help="apply the database migrations")
     key = sub.add_parser("create-admin-key", help="create an admin API key and print it once")
     key.add_argument("--name", default="admin")
@@ -104,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     if args.command == "worker":
+        queues = args.queues or f"celery,{settings.webhook_queue}"
         argv_celery = [sys.executable, "-m", "celery", "-A", "controller.worker.app", "worker", "--loglevel",
-                       settings.log_level, "--concurrency", "2"]
+                       settings.log_level, "--concurrency", str(args.concurrency), "--pool", args.pool,
+                       "--queues", queues]
         if not args.no_beat:
             schedule = os.path.join(tempfile.gettempdir(), f"cc-controller-beat-{os.getuid()}")
             argv_celery += ["--beat", "--schedule", schedule]

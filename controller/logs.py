@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -17,9 +18,29 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+# An API key wherever it shows: the `token` query parameter of the event feed (browsers cannot
+# send headers there, and uvicorn logs a WebSocket's path with its query), or a key itself.
+_SECRETS = re.compile(r"(?<=[?&]token=)[^&\s\"']+|ccc_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{43}")
+
+
+class MaskSecrets(logging.Filter):
+    """Masks API keys in a record's message before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        masked = _SECRETS.sub("***", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -81,9 +81,40 @@ class Settings(BaseSettings):
         return tuple(code.strip() for code in self.pause_reasons.split(",") if code.strip())
     # Where a queue's callback dials the caller's number: Local/<number>@<this context>.
     callback_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
+    # The public event feed (GET /v1/events): how many events Redis keeps for clients that
+    # reconnect and replay, how often an idle stream gets a heartbeat, and how often the ACD
+    # leader publishes each queue's figures (queue.stats).
+    events_history: int = Field(default=100_000, ge=100)
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    events_queue_stats_s: float = Field(default=5.0, gt=0)
     # Call recordings older than this are deleted (file and row) by the worker's daily job.
     recordings_retention_days: int = Field(default=90, ge=1)
+    # Contact imports with at most this many rows are read within the upload request; larger
+    # ones are handed to the Celery worker (their progress is visible through the API).
+    campaign_import_inline_rows: int = Field(default=2000, ge=0)
     log_level: str = "INFO"
+
+    # Webhooks (docs/webhooks.md). Deliveries are Celery tasks on their own queue, so a worker
+    # can be dedicated to them.
+    webhook_queue: Annotated[str, AfterValidator(_context_name)] = "webhooks"
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=50)
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_s: float = Field(default=1800.0, gt=0, le=86_400)
+    # Receivers on link-local addresses (cloud metadata services) are refused unless allowed;
+    # deny_private refuses every address that is not public (loopback, RFC 1918, ...).
+    webhook_allow_link_local: bool = False
+    webhook_deny_private: bool = False
+    # Finished deliveries (delivered or failed) are deleted from the log after this many days.
+    webhook_log_retention_days: int = Field(default=30, ge=1)
+    # How often alarms are evaluated, in seconds.
+    alarm_interval_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _retry_delays_in_order(self) -> Settings:
+        if self.webhook_retry_base_s > self.webhook_retry_max_s:
+            raise ValueError("webhook_retry_base_s must not exceed webhook_retry_max_s")
+        return self
 
     # Inbound media. Empty means the local Asterisk's folders under its root
     # ($CCC_ASTERISK_ROOT, else ~/.cache/cc-controller/asterisk-sid) when that root exists,

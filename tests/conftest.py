@@ -15,12 +15,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from controller.settings import Settings
+
+# Property tests check what holds, never how fast: a loaded CI machine must not fail them.
+hypothesis_settings.register_profile("ccc", deadline=None)
+hypothesis_settings.load_profile("ccc")
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("CCC_TEST_DATABASE_URL", "postgresql://ccc:ccc@127.0.0.1:5432/ccc_test")
 TEST_REDIS_URL = os.environ.get("CCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Celery's broker in tests (tasks the controller queues never reach a real worker's broker).
+TEST_BROKER_URL = os.environ.get("CCC_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 # Prompts and voicemails the tests write stay out of the local Asterisk's folders.
 TEST_MEDIA = Path(tempfile.gettempdir()) / f"ccc-test-media-{os.getpid()}"
 
@@ -29,6 +36,7 @@ def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": TEST_DATABASE_URL,
         "redis_url": TEST_REDIS_URL,
+        "celery_broker_url": TEST_BROKER_URL,
         "reconnect_initial_delay": 0.2,
         "reconnect_max_delay": 1.0,
         "readiness_timeout": 1.0,

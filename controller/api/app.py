@@ -10,9 +10,13 @@ from controller.api.errors import install_error_handlers
 from controller.api.routes import (
     agent_state,
     agents,
+    alarms,
     api_keys,
     audit,
     calls,
+    campaigns,
+    dnc,
+    events,
     flows,
     health,
     me,
@@ -23,7 +27,9 @@ from controller.api.routes import (
     queues,
     recordings,
     schedules,
+    staffing,
     voicemails,
+    webhooks,
 )
 from controller.bootstrap import Runtime
 from controller.domain.flows import DocumentInvalid
@@ -65,4 +71,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(queue_live.router)
     app.include_router(queues.router)
     app.include_router(recordings.router)
+    app.include_router(campaigns.router)
+    app.include_router(dnc.router)
+    app.include_router(staffing.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
+    app.include_router(alarms.router)
     return app

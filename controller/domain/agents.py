@@ -27,9 +27,11 @@ __all__ = [
     "DestinationKind",
     "ExitAction",
     "IllegalTransition",
+    "MemberKind",
     "QueueConfig",
     "QueueDestination",
     "QueueEntry",
+    "QueueMember",
     "QueueRule",
     "Strategy",
     "apply_agent",
@@ -141,6 +143,29 @@ class Strategy(StrEnum):
     SKILLS_BASED = "skills_based"
 
 
+class MemberKind(StrEnum):
+    AGENT = "agent"
+    GROUP = "group"  # every agent whose ``groups`` name it
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMember:
+    """One member of a queue as configured: an agent, or a group of agents, with a penalty.
+    Which agents a queue's members come to is ``engines/membership.py``'s business."""
+
+    kind: MemberKind
+    name: str  # the agent's id, or the group's name
+    penalty: int = 0
+
+    @classmethod
+    def agent(cls, agent_id: str, penalty: int = 0) -> QueueMember:
+        return cls(MemberKind.AGENT, agent_id, penalty)
+
+    @classmethod
+    def group(cls, group: str, penalty: int = 0) -> QueueMember:
+        return cls(MemberKind.GROUP, group, penalty)
+
+
 @dataclass(frozen=True, slots=True)
 class QueueRule:
     """From ``after_wait_s`` of waiting on, the entry may go to members up to ``max_penalty``
@@ -186,7 +211,9 @@ DTMF_KEYS = frozenset("0123456789*#ABCD")
 class QueueConfig:
     name: str
     strategy: Strategy = Strategy.LONGEST_IDLE
-    members: tuple[tuple[str, int], ...] = ()  # (agent_id, penalty), in member order
+    # The agents the ACD offers calls to: (agent_id, penalty), in member order. Groups are
+    # resolved into agents before a queue reaches the ACD (engines/membership.py).
+    members: tuple[tuple[str, int], ...] = ()
     ring_timeout_s: int = 20
     wrap_up_s: int = 0
     max_misses_before_pause: int = 3  # 0: never pause an agent for missed offers
@@ -262,6 +289,9 @@ class QueueEntry:
     # first, then the caller's number (``call_id`` is then the callback call's id).
     callback: bool = False
     announced_at: datetime | None = None  # the last position/wait announcement
+    # A supervisor moved the caller to this agent: offered to it alone, as soon as it is
+    # available (engines/acd.py, "Moves"). None: the queue's strategy picks.
+    target_agent: str | None = None
 
     def rank(self) -> tuple[int, datetime, int]:
         return (-self.priority, self.entered_at, self.sequence)

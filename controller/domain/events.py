@@ -231,6 +231,20 @@ class QueueOverflowed:
     target: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class QueueMoved:
+    """A supervisor moved the waiting caller on ``leg_id`` from ``from_queue`` to ``queue`` (the
+    same queue when only its agent changed); ``agent_id`` is the one agent it now waits for ('':
+    any of the queue's). ``entered_at`` (ISO 8601) is when it joined ``from_queue``."""
+
+    leg_id: str
+    at: datetime
+    queue: str
+    from_queue: str
+    agent_id: str = ""
+    entered_at: str = ""
+
+
 ServiceEvent = (
-    TimerFired | LookupFinished | TransferFinished | QueueAnnouncementDue | QueueOverflowed
+    TimerFired | LookupFinished | TransferFinished | QueueAnnouncementDue | QueueOverflowed | QueueMoved
 )

@@ -53,6 +53,13 @@ unavailable or logged-out agent stays so but is marked talking, and goes ``on_ca
 ``available`` if it becomes ready before the call ends. A talking agent is never offered a call.
 The same ``CallEnded`` ends such a call (wrap-up: the queue named in the event, if any).
 
+An agent may be on several calls at once (a click-to-dial while a queue call is still up, the
+destination of a consultation while on another call): ``talking`` holds every call of the
+agent, each once (an ``AgentCallStarted`` for a call the agent is already on changes nothing, so
+a call adopted after a restart may say it again). ``CallEnded`` takes one call off; the agent is
+free only when its last call ends, and its wrap-up is then the longest owed by the calls that
+ended meanwhile (``pending_wrap_up``).
+
 After a call the agent is in ``wrap_up`` for the queue's ``wrap_up_s`` (emitted in
 ``AgentStateChanged.wrap_up_s``; the service runs the timer and sends ``WrapUpEnded``), then
 ``available``, or ``paused`` if a pause was asked for during the call. An agent on a call cannot
@@ -76,6 +83,28 @@ Announcements: on ``Tick``, after dispatch, every caller of a queue with ``annou
 that waits without an offer ringing gets ``AnnounceWait`` (position in its queue, estimated
 wait from the queue's recent handle times, engines/queue_wait.py) once that many seconds have
 passed since it entered or was last told.
+
+Moves (``MoveRequested``, a supervisor's): a waiting entry goes to another queue or to one
+agent. ``move_refusal`` says why a move cannot be made (the entry is not waiting, the queue or
+agent is unknown, the agent is logged out, or the queue has nobody logged in and reachable while
+its callers leave it when empty); a refused move changes nothing. Either way an offer ringing
+for the entry is withdrawn (no miss) unless it rings exactly the agent the entry now goes to.
+
+- To a queue: the entry leaves its queue and joins the other at the back of its priority: it
+  keeps its priority and required skills, its wait in the new queue (wait-time rules, max wait,
+  service level) counts from the move, and the agents that missed it are forgotten. The
+  new queue's admission limits (max length, join when empty) do not apply: a supervisor put it
+  there. Moving it to the queue it is in only takes an agent target away (it keeps its place).
+- To an agent: the entry stays in its queue, in its place, and is *targeted*: it is offered to
+  that agent alone (member of the queue or not, whatever its skills and penalty), before any
+  untargeted caller, as soon as the agent is available; while the agent is busy, paused or
+  unreachable the caller waits. The target is dropped, and the entry goes back to its queue's
+  strategy, when the agent fails the offer (no answer, busy, unreachable) or logs out. A
+  targeted entry does not leave its queue when the queue empties while its agent is logged in
+  and reachable; max wait still applies.
+
+Every move (and every target dropped) emits ``CallerMoved``: where the caller waits now, so the
+service changes what it hears and its call data.
 """
 
 from __future__ import annotations
@@ -202,6 +231,18 @@ class CallbackRequested:
     callback_call_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class MoveRequested:
+    """A supervisor moves the waiting caller ``call_id`` to ``queue`` or to the agent
+    ``agent_id`` (exactly one is given). ``move_id`` names the request, so the process that
+    made it can read the verdict (``move_refusal``); the engine does not use it."""
+
+    call_id: str
+    queue: str = ""
+    agent_id: str = ""
+    move_id: str = ""
+
+
 AcdEvent = (
     CallQueued
     | CallAbandoned
@@ -217,6 +258,7 @@ AcdEvent = (
     | AgentDeviceState
     | Tick
     | CallbackRequested
+    | MoveRequested
 )
 
 
@@ -276,6 +318,20 @@ class AnnounceWait:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerMoved:
+    """The waiting caller now waits in ``queue`` (it waited in ``from_queue``, the same queue
+    when only its target changed), offered only to ``agent_id`` when one is named. The service
+    changes what the caller hears and its call data; ``entered_at`` is when it joined
+    ``from_queue``."""
+
+    call_id: str
+    queue: str
+    from_queue: str
+    entered_at: datetime
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStateChanged:
     agent_id: str
     state: AgentState
@@ -291,7 +347,10 @@ class PauseAgent:
     reason: str = NO_ANSWER
 
 
-AcdCommand = OfferCall | CancelOffer | ConnectCall | Overflow | AgentStateChanged | PauseAgent | AnnounceWait
+AcdCommand = (
+    OfferCall | CancelOffer | ConnectCall | Overflow | AgentStateChanged | PauseAgent | AnnounceWait
+    | CallerMoved
+)
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -306,6 +365,14 @@ class Offer:
     made_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class BusyCall:
+    """A call an agent is on; ``queue``'s wrap-up follows it ('' for none)."""
+
+    call_id: str
+    queue: str = ""
+
+
 @dataclass(slots=True)
 class AcdState:
     agents: dict[str, Agent] = field(default_factory=dict)
@@ -313,7 +380,11 @@ class AcdState:
     waiting: dict[str, QueueEntry] = field(default_factory=dict)  # call_id -> entry
     offers: dict[str, Offer] = field(default_factory=dict)  # offer_id -> offer in flight
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # call_id -> agents that missed it
-    talking: dict[str, tuple[str, str]] = field(default_factory=dict)  # agent_id -> (call_id, queue)
+    # agent_id -> the calls the agent is on, oldest first (each once)
+    talking: dict[str, tuple[BusyCall, ...]] = field(default_factory=dict)
+    # agent_id -> the queue whose wrap-up follows the agent's last call (of its calls that ended
+    # while another went on, the one with the longest wrap-up)
+    pending_wrap_up: dict[str, str] = field(default_factory=dict)
     last_offered: dict[str, str] = field(default_factory=dict)  # queue -> agent (round-robin memory)
     handle_times: dict[str, tuple[float, ...]] = field(default_factory=dict)  # queue -> recent, seconds
     next_sequence: int = 1
@@ -326,6 +397,7 @@ class AcdState:
             offers=dict(self.offers),
             tried=dict(self.tried),
             talking=dict(self.talking),
+            pending_wrap_up=dict(self.pending_wrap_up),
             last_offered=dict(self.last_offered),
             handle_times=dict(self.handle_times),
             next_sequence=self.next_sequence,
@@ -336,6 +408,13 @@ class AcdState:
 
     def offer_for_agent(self, agent_id: str) -> Offer | None:
         return next((o for o in self.offers.values() if agent_id in o.agent_ids), None)
+
+    def calls_of_agent(self, agent_id: str) -> tuple[BusyCall, ...]:
+        return self.talking.get(agent_id, ())
+
+    def is_talking_on(self, call_id: str) -> bool:
+        """Whether some agent is on ``call_id``."""
+        return any(busy.call_id == call_id for calls in self.talking.values() for busy in calls)
 
     def ordered_waiting(self) -> list[QueueEntry]:
         """Waiting entries, best first: higher priority, then FIFO."""
@@ -383,6 +462,8 @@ def on_event(
             _tick(run)
         case CallbackRequested():
             _callback(run, event.call_id, event.callback_call_id)
+        case MoveRequested():
+            _move(run, event)
     _dispatch(run)
     if isinstance(event, Tick):
         _announce(run)
@@ -396,6 +477,46 @@ def position_of(state: AcdState, call_id: str) -> int | None:
         return None
     return 1 + sum(1 for other in state.waiting.values()
                    if other.queue == entry.queue and other.rank() < entry.rank())
+
+
+class MoveProblem(StrEnum):
+    INVALID = "invalid"  # neither or both of queue and agent
+    NOT_WAITING = "not_waiting"
+    NO_QUEUE = "no_queue"
+    QUEUE_EMPTY = "queue_empty"
+    NO_AGENT = "no_agent"
+    AGENT_LOGGED_OUT = "agent_logged_out"
+
+
+@dataclass(frozen=True, slots=True)
+class MoveRefusal:
+    problem: MoveProblem
+    detail: str
+
+
+def move_refusal(state: AcdState, move: MoveRequested) -> MoveRefusal | None:
+    """Why ``move`` cannot be made in ``state`` (None: it can)."""
+    if bool(move.queue) == bool(move.agent_id):
+        return MoveRefusal(MoveProblem.INVALID, "name exactly one of queue, agent")
+    entry = state.waiting.get(move.call_id)
+    if entry is None:
+        return MoveRefusal(MoveProblem.NOT_WAITING, f"call {move.call_id} is not waiting in a queue")
+    if move.queue:
+        queue = state.queues.get(move.queue)
+        if queue is None:
+            return MoveRefusal(MoveProblem.NO_QUEUE, f"no queue {move.queue}")
+        if (queue.name != entry.queue and queue.leave_when_empty and not entry.callback
+                and not _staffed(state, queue)):
+            return MoveRefusal(MoveProblem.QUEUE_EMPTY,
+                               f"queue {queue.name} has no agent logged in and reachable, and its callers "
+                               "leave it when it is empty")
+        return None
+    agent = state.agents.get(move.agent_id)
+    if agent is None:
+        return MoveRefusal(MoveProblem.NO_AGENT, f"no agent {move.agent_id}")
+    if agent.state is AgentState.LOGGED_OUT:
+        return MoveRefusal(MoveProblem.AGENT_LOGGED_OUT, f"agent {move.agent_id} is logged out")
+    return None
 
 
 def working_members(state: AcdState, queue: QueueConfig) -> int:
@@ -487,9 +608,9 @@ class _Run:
         """Move a ready agent to available (unavailable without its device), and on to
         ``on_call`` if it is on a call of its own meanwhile (AgentCallStarted)."""
         self.move(agent, _ready(agent), reason)
-        talking = self.state.talking.get(agent.id)
-        if talking is not None and agent.state is AgentState.AVAILABLE:
-            self.move(agent, AgentState.ON_CALL, f"on call {talking[0]}")
+        calls = self.state.calls_of_agent(agent.id)
+        if calls and agent.state is AgentState.AVAILABLE:
+            self.move(agent, AgentState.ON_CALL, f"on call {calls[-1].call_id}")
 
 
 def _staffed(state: AcdState, queue: QueueConfig) -> bool:
@@ -503,7 +624,7 @@ def _staffed(state: AcdState, queue: QueueConfig) -> bool:
 
 def _queued(run: _Run, entry: QueueEntry) -> None:
     s = run.state
-    if entry.call_id in s.waiting or any(call_id == entry.call_id for call_id, _ in s.talking.values()):
+    if entry.call_id in s.waiting or s.is_talking_on(entry.call_id):
         return  # a repeat
     queue = s.queues.get(entry.queue)
     if queue is None:
@@ -528,11 +649,17 @@ def _leave(run: _Run, call_id: str, reason: str) -> QueueEntry | None:
     s.tried.pop(call_id, None)
     offer = s.offer_for_call(call_id)
     if offer is not None:
-        del s.offers[offer.offer_id]
-        run.emit(CancelOffer(offer.offer_id, offer.agent_ids))
-        for agent_id in offer.agent_ids:
-            run.move(s.agents[agent_id], AgentState.AVAILABLE, reason)
+        _withdraw(run, offer, reason)
     return entry
+
+
+def _withdraw(run: _Run, offer: Offer, reason: str) -> None:
+    """End an offer that nobody answered or failed: its agents are free again, no miss."""
+    s = run.state
+    del s.offers[offer.offer_id]
+    run.emit(CancelOffer(offer.offer_id, offer.agent_ids))
+    for agent_id in offer.agent_ids:
+        run.move(s.agents[agent_id], AgentState.AVAILABLE, reason)
 
 
 def _release(run: _Run, agent_id: str, *, cancel: bool, missed: bool) -> Offer | None:
@@ -617,7 +744,7 @@ def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
     run.move(agent, AgentState.ON_CALL, f"answered {offer.call_id}")
     agent.calls_taken += 1
     agent.missed_in_a_row = 0
-    s.talking[agent_id] = (offer.call_id, offer.queue)
+    s.talking[agent_id] = (*s.calls_of_agent(agent_id), BusyCall(offer.call_id, offer.queue))
     run.emit(ConnectCall(offer.call_id, agent_id, offer_id))
     others = tuple(a for a in offer.agent_ids if a != agent_id)
     if others:
@@ -639,6 +766,9 @@ def _failed(run: _Run, offer_id: str, reason: FailReason, agent_id: str | None) 
         return
     queue = s.queues.get(offer.queue)
     max_misses = queue.max_misses_before_pause if queue is not None else 0
+    entry = s.waiting.get(offer.call_id)
+    if entry is not None and entry.target_agent in failing:
+        _untarget(run, entry)  # the agent it was moved to did not take it: back to its queue
     for failed_id in failing:
         _release(run, failed_id, cancel=False, missed=True)
         agent = s.agents[failed_id]
@@ -657,18 +787,27 @@ def _failed(run: _Run, offer_id: str, reason: FailReason, agent_id: str | None) 
 
 def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
     s = run.state
-    talking = s.talking.get(agent_id)
+    calls = s.calls_of_agent(agent_id)
+    ended = next((busy for busy in calls if busy.call_id == call_id), None)
     agent = s.agents.get(agent_id)
-    if talking is None or talking[0] != call_id or agent is None:
+    if ended is None or agent is None:
         return
-    del s.talking[agent_id]
     agent.talk_seconds += max(0, talk_s)
-    agent.last_call_ended_at = run.now
-    queue = s.queues.get(talking[1])
-    wrap_up_s = queue.wrap_up_s if queue is not None else 0
+    queue = s.queues.get(ended.queue)
     if queue is not None:
         s.handle_times[queue.name] = queue_wait.remember(s.handle_times.get(queue.name, ()),
-                                                         max(0, talk_s) + wrap_up_s)
+                                                         max(0, talk_s) + queue.wrap_up_s)
+    owed = _longer_wrap_up(s, s.pending_wrap_up.pop(agent_id, ""), ended.queue)
+    rest = tuple(busy for busy in calls if busy is not ended)
+    if rest:  # still on another call: busy until the last one ends
+        s.talking[agent_id] = rest
+        if owed:
+            s.pending_wrap_up[agent_id] = owed
+        return
+    del s.talking[agent_id]
+    agent.last_call_ended_at = run.now
+    owed_queue = s.queues.get(owed)
+    wrap_up_s = owed_queue.wrap_up_s if owed_queue is not None else 0
     if agent.state is not AgentState.ON_CALL:
         return
     if wrap_up_s > 0:
@@ -677,20 +816,30 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
         _back_to_work(run, agent, "call ended")
 
 
+def _longer_wrap_up(state: AcdState, first: str, second: str) -> str:
+    """Of two queues (by name, '' for none), the one with the longer wrap-up ('' if neither has one)."""
+    def wrap_up(name: str) -> int:
+        queue = state.queues.get(name)
+        return queue.wrap_up_s if queue is not None else 0
+    best = max((first, second), key=wrap_up)
+    return best if wrap_up(best) > 0 else ""
+
+
 def _call_started(run: _Run, agent_id: str, call_id: str, queue: str) -> None:
     s = run.state
     agent = s.agents.get(agent_id)
-    if agent is None or agent_id in s.talking:
-        return  # unknown, or already on a call: the first one's end frees it
-    s.talking[agent_id] = (call_id, queue)
+    calls = s.calls_of_agent(agent_id)
+    if agent is None or any(busy.call_id == call_id for busy in calls):
+        return  # unknown, or already on this call (said again, e.g. by a call adopted after a restart)
+    s.talking[agent_id] = (*calls, BusyCall(call_id, queue))
     match agent.state:
         case AgentState.RESERVED:
             _release(run, agent_id, cancel=True, missed=False)  # the offer moves on, no miss
             run.move(agent, AgentState.ON_CALL, f"on call {call_id}")
         case AgentState.AVAILABLE:
             run.move(agent, AgentState.ON_CALL, f"on call {call_id}")
-        # Paused, in wrap-up, unavailable or logged out: it stays so, marked talking; when
-        # it becomes ready before the call ends it goes on call (_Run.make_ready).
+        # On call already, paused, in wrap-up, unavailable or logged out: it stays so, marked
+        # talking; when it becomes ready before its calls end it goes on call (_Run.make_ready).
 
 
 def _back_to_work(run: _Run, agent: Agent, reason: str) -> None:
@@ -726,12 +875,50 @@ def _tick(run: _Run) -> None:
             run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue))
         elif entry.callback:
             continue  # nobody on the line to send anywhere: it waits for an agent
-        elif queue.leave_when_empty and not _staffed(s, queue):
+        elif queue.leave_when_empty and not _staffed(s, queue) and not _target_present(s, entry):
             _leave(run, entry.call_id, "overflow")
             run.emit(Overflow(entry.call_id, OverflowReason.NO_AGENTS, entry.queue, queue.overflow))
         elif queue.max_wait_s is not None and waited >= timedelta(seconds=queue.max_wait_s):
             _leave(run, entry.call_id, "overflow")
             run.emit(Overflow(entry.call_id, OverflowReason.MAX_WAIT, entry.queue, queue.overflow))
+
+
+def _target_present(state: AcdState, entry: QueueEntry) -> bool:
+    """Whether the entry has an agent target that is logged in with a reachable device."""
+    agent = state.agents.get(entry.target_agent) if entry.target_agent else None
+    return agent is not None and agent.state not in (AgentState.LOGGED_OUT, AgentState.UNAVAILABLE)
+
+
+def _move(run: _Run, move: MoveRequested) -> None:
+    s = run.state
+    refusal = move_refusal(s, move)
+    if refusal is not None:
+        log.info("move of call %s refused: %s", move.call_id, refusal.detail,
+                 extra={"call_id": move.call_id})
+        return
+    entry = s.waiting[move.call_id]
+    if move.queue and move.queue != entry.queue:
+        moved = replace(entry, queue=move.queue, entered_at=run.now, sequence=s.next_sequence,
+                        announced_at=None, target_agent=None)
+        s.next_sequence += 1
+        s.tried.pop(entry.call_id, None)
+    elif move.queue:
+        moved = replace(entry, target_agent=None)
+    else:
+        moved = replace(entry, target_agent=move.agent_id)
+    s.waiting[entry.call_id] = moved
+    offer = s.offer_for_call(entry.call_id)
+    keep = offer is not None and moved.queue == entry.queue and (
+        moved.target_agent is None or offer.agent_ids == (moved.target_agent,))
+    if offer is not None and not keep:
+        _withdraw(run, offer, "call moved")
+    run.emit(CallerMoved(entry.call_id, moved.queue, entry.queue, entry.entered_at,
+                         moved.target_agent or ""))
+
+
+def _untarget(run: _Run, entry: QueueEntry) -> None:
+    run.state.waiting[entry.call_id] = replace(entry, target_agent=None)
+    run.emit(CallerMoved(entry.call_id, entry.queue, entry.queue, entry.entered_at))
 
 
 def _callback(run: _Run, call_id: str, callback_call_id: str) -> None:
@@ -767,8 +954,22 @@ def _announce(run: _Run) -> None:
 def _dispatch(run: _Run) -> None:
     s = run.state
     offered = {offer.call_id for offer in s.offers.values()}
-    for entry in s.ordered_waiting():
+    # Callers moved to an agent come first for that agent, and go to nobody else.
+    targeted = sorted((e for e in s.waiting.values() if e.target_agent is not None), key=QueueEntry.rank)
+    for entry in targeted:
         if entry.call_id in offered:
+            continue
+        target = s.agents.get(entry.target_agent or "")
+        if target is None or target.state is AgentState.LOGGED_OUT:
+            _untarget(run, entry)  # the agent left: back to its queue's strategy, below
+            continue
+        queue = s.queues.get(entry.queue)
+        if queue is None or target.state is not AgentState.AVAILABLE or target.id in s.talking:
+            continue
+        _offer(run, entry, queue, (target.id,))
+        offered.add(entry.call_id)
+    for entry in s.ordered_waiting():
+        if entry.call_id in offered or entry.target_agent is not None:
             continue
         agent_ids = pick_agents(s, entry, run.now, run.rng)
         if not agent_ids:
@@ -776,10 +977,16 @@ def _dispatch(run: _Run) -> None:
         queue = s.queues[entry.queue]
         if set(agent_ids) <= s.tried.get(entry.call_id, frozenset()):
             s.tried.pop(entry.call_id, None)  # the whole tier missed it: start a new round
-        offer_id = run.ids("offer")
-        for agent_id in agent_ids:
-            run.move(s.agents[agent_id], AgentState.RESERVED, f"offer {offer_id}")
-        s.offers[offer_id] = Offer(offer_id, entry.call_id, queue.name, tuple(agent_ids), run.now)
+        _offer(run, entry, queue, tuple(agent_ids))
         s.last_offered[queue.name] = agent_ids[0]
-        run.emit(OfferCall(offer_id, entry.call_id, tuple(agent_ids), queue.ring_timeout_s, queue.name))
+
+
+def _offer(run: _Run, entry: QueueEntry, queue: QueueConfig, agent_ids: tuple[str, ...]) -> None:
+    """Reserve the agents, then ring them: an agent is never in two offers."""
+    s = run.state
+    offer_id = run.ids("offer")
+    for agent_id in agent_ids:
+        run.move(s.agents[agent_id], AgentState.RESERVED, f"offer {offer_id}")
+    s.offers[offer_id] = Offer(offer_id, entry.call_id, queue.name, agent_ids, run.now)
+    run.emit(OfferCall(offer_id, entry.call_id, agent_ids, queue.ring_timeout_s, queue.name))
 

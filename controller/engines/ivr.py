@@ -61,6 +61,8 @@ from controller.engines.schedule import is_open
 Ids = Callable[[str], str]
 # Nodes the engine may pass through without waiting, in one step, before it gives up.
 MAX_HOPS = 100
+# Nodes kept in the state's path (the latest ones): what an agent's screen pop shows.
+MAX_PATH = 50
 
 
 class Phase(StrEnum):
@@ -100,6 +102,11 @@ class IvrState:
     data: dict[str, str] = field(default_factory=dict)
     finished: bool = False
     outcome: str = ""
+    # For the agent who takes the call (screen pop): the nodes entered, in order, and which
+    # variables came from the caller's digits and from lookups.
+    path: tuple[str, ...] = ()
+    collected: tuple[str, ...] = ()
+    looked_up: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,8 @@ def state_to_dict(state: IvrState) -> dict[str, Any]:
     """A JSON-ready copy of the state (for Redis, to adopt the call after a restart)."""
     out = dataclasses.asdict(state)
     out["phase"] = state.phase.value
+    for name in ("path", "collected", "looked_up"):
+        out[name] = list(out[name])
     return out
 
 
@@ -121,6 +130,8 @@ def state_from_dict(d: Mapping[str, Any]) -> IvrState:
     values = {key: value for key, value in d.items() if key in known}
     values["phase"] = Phase(values["phase"])
     values["data"] = {str(k): str(v) for k, v in dict(values.get("data", {})).items()}
+    for name in ("path", "collected", "looked_up"):
+        values[name] = tuple(str(item) for item in values.get(name, ()))
     return IvrState(**values)
 
 
@@ -248,7 +259,8 @@ class _Run:
 
 def _enter(run: _Run, state: IvrState, name: str) -> IvrState:
     run.hops += 1
-    state = replace(_quiet(run, state), node=name, attempts=0, digits="")
+    state = replace(_quiet(run, state), node=name, attempts=0, digits="",
+                    path=(*state.path, name)[-MAX_PATH:])
     if run.hops > MAX_HOPS:
         return _finish(run, state, Outcome.FAILED, hangup=True)
     node = run.flow.nodes[name]
@@ -386,7 +398,7 @@ def _end_collect(run: _Run, state: IvrState) -> IvrState:
     if not valid:
         return _fail(run, state, timeout=False)
     state = _update_data(run, state, {node.variable: value})
-    return _enter(run, state, node.next)
+    return _enter(run, replace(state, collected=_added(state.collected, (node.variable,))), node.next)
 
 
 def _fail(run: _Run, state: IvrState, *, timeout: bool) -> IvrState:
@@ -408,7 +420,8 @@ def _lookup_finished(run: _Run, state: IvrState, event: e.LookupFinished) -> Ivr
     if not event.ok:
         return _enter(run, state, node.on_failure or node.next)
     updates = {key: str(event.fields[name]) for key, name in node.fields.items() if name in event.fields}
-    return _enter(run, _update_data(run, state, updates), node.next)
+    state = replace(_update_data(run, state, updates), looked_up=_added(state.looked_up, tuple(updates)))
+    return _enter(run, state, node.next)
 
 
 def _transfer_finished(run: _Run, state: IvrState, answered: bool) -> IvrState:
@@ -480,6 +493,10 @@ def _update_data(run: _Run, state: IvrState, updates: Mapping[str, str]) -> IvrS
         return state
     run.emit(c.CallDataChanged(state.leg_id, dict(data)))
     return replace(state, data=data)
+
+
+def _added(names: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return names + tuple(name for name in dict.fromkeys(more) if name not in names)
 
 
 def _say_date(value: str) -> list[str]:

@@ -10,13 +10,25 @@ stream too. The stream's order is what makes reservations atomic across processe
 
 Of the engine's commands each process carries out only its own: offers, connections and
 overflows of the calls it holds (the process that queued the caller), and the agent state log
-of the events it appended. The leader (a lease in Redis) appends the clock ticks (wait-time
-rules, max wait), ends wrap-ups whose timer died with their process, writes snapshots and the
-day's queue figures, and declares a process lost when its heartbeat key has expired: the
-callers that process held leave the queues and the agents it had ringing are freed.
+of the events it appended. What the public feed is told follows the same rule
+(services/acd_feed.py): an agent's state change is published with its state log row, by the process that
+appended the entry; a caller joining or leaving a queue by the process that holds the caller;
+each queue's figures (``queue.stats``) every few seconds by the leader. So each change is on the
+feed once, although every process applies every entry.
+
+The leader (a lease in Redis) appends the clock ticks (wait-time rules, max wait), ends
+wrap-ups whose timer died with their process, writes snapshots and the day's queue figures, and
+declares a process lost when its heartbeat key has expired: the callers that process held leave
+the queues and the agents it had ringing are freed.
 
 While Redis is away, events wait in memory (in order) and nothing is routed; callers stay on
 hold. Routing resumes where it stopped when Redis returns.
+
+A supervisor's move of a waiting caller (``move``) may be asked of any process: it goes through
+the log like every other event, the engine decides it against the state at that point of the
+log (engines/acd.py, "Moves"), and the process that asked reads the verdict from the same point
+(``move_refusal`` on the state before the entry), so it answers with what really happened. The
+process holding the caller carries out the ``CallerMoved`` that follows (music, call data).
 """
 
 from __future__ import annotations
@@ -25,15 +37,18 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from controller.backoff import Backoff, stop_task
-from controller.domain.agents import Agent, AgentState, QueueConfig, QueueDestination
-from controller.domain.errors import NotFound, StorageUnavailable
+from controller.domain.agents import Agent, AgentState, QueueConfig, QueueDestination, QueueEntry
+from controller.domain.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable
+from controller.domain.feed import Publish
 from controller.engines import acd
+from controller.services import acd_feed
 from controller.storage.acd import AgentStateRow
 from controller.storage.acd_log import AcdLog, stream_position
 from controller.storage.codec import DecodeError, decode, encode
@@ -45,6 +60,7 @@ LEASE_MS = 3_000
 HEARTBEAT_MS = 5_000
 SNAPSHOT_EVERY_S = 5.0
 READ_BLOCK_MS = 1_000
+QUEUE_STATS_EVERY_S = 5.0
 # A wrap-up is ended by the leader when its own timer has not done it this long after its end.
 WRAP_UP_GRACE = timedelta(seconds=2)
 
@@ -66,6 +82,9 @@ class CallLegs(Protocol):
 
     async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None: ...
 
+    async def moved(self, call_id: str, queue: str, from_queue: str, agent_id: str,
+                    entered_at: datetime) -> None: ...
+
 
 # Where agent state changes are written (the record writer: durable through outages).
 StateLog = Callable[[AgentStateRow], None]
@@ -80,6 +99,7 @@ class QueueCounters:
     abandoned: int = 0
     overflowed: int = 0
     wait_answered_s: float = 0.0
+    moved_out: int = 0  # callers a supervisor moved to another queue
 
 
 @dataclass(slots=True)
@@ -94,11 +114,15 @@ class Replica:
 
 class AcdService:
     def __init__(self, acd_log: AcdLog, node: str, state_log: StateLog | None = None, *,
-                 tick_s: float = TICK_S, heartbeat_ms: int = HEARTBEAT_MS) -> None:
+                 tick_s: float = TICK_S, heartbeat_ms: int = HEARTBEAT_MS, publish: Publish | None = None,
+                 queue_stats_every_s: float = QUEUE_STATS_EVERY_S) -> None:
         self.node = node
         self.legs: CallLegs | None = None
         self._log = acd_log
         self._state_log = state_log
+        self._feed = publish  # the public event feed (services/feed.py)
+        self._queue_stats_every_s = queue_stats_every_s
+        self._queue_stats_at = 0.0
         self._tick_s = tick_s
         self._heartbeat_ms = heartbeat_ms
         self._replica = Replica()
@@ -114,6 +138,7 @@ class AcdService:
         self._stop = asyncio.Event()
         self._snapshot_id = ""
         self._snapshot_at = 0.0
+        self._moves: dict[str, asyncio.Future[acd.MoveRefusal | None]] = {}  # move id -> verdict
 
     @property
     def state(self) -> acd.AcdState:
@@ -194,8 +219,11 @@ class AcdService:
         entry["node"] = self.node
         self._outgoing.put_nowait(entry)
 
-    async def settled(self, timeout: float = 5.0) -> None:
-        """Wait until every event this process submitted so far has been applied here."""
+    async def settled(self, timeout: float = 15.0) -> None:
+        """Wait until every event this process submitted so far has been applied here.
+
+        The bound is generous: on a loaded host (two controllers, Asterisk with a hundred
+        channels and a test suite on two cores) one log round trip has taken over 5 s."""
         async with asyncio.timeout(timeout):
             await self._outgoing.join()
             target = stream_position(self._last_appended)
@@ -220,6 +248,34 @@ class AcdService:
         self.submit(event)
         await self.settled()
         return self.state.agents[agent_id]
+
+    async def move(self, call_id: str, *, queue: str = "", agent_id: str = "",
+                   timeout: float = 5.0) -> QueueEntry:
+        """Move a waiting caller to ``queue`` or to the agent ``agent_id`` (a supervisor's
+        action); returns its entry once moved. Conflict when it is not waiting, the agent is
+        logged out or the queue is empty and sheds its callers; InvalidRequest for an unknown
+        queue or agent."""
+        move = acd.MoveRequested(call_id, queue, agent_id, uuid.uuid4().hex)
+        refusal = acd.move_refusal(self.state, move)  # what this copy says now: fail fast
+        if refusal is not None:
+            raise _refused(refusal)
+        verdict: asyncio.Future[acd.MoveRefusal | None] = asyncio.get_running_loop().create_future()
+        self._moves[move.move_id] = verdict
+        self.submit(move)
+        try:
+            async with asyncio.timeout(timeout):
+                refusal = await verdict
+        except TimeoutError as exc:
+            raise StorageUnavailable("the ACD's log in Redis did not answer in time; the move may "
+                                     "still be made") from exc
+        finally:
+            self._moves.pop(move.move_id, None)
+        if refusal is not None:
+            raise _refused(refusal)
+        entry = self.state.waiting.get(call_id)
+        if entry is None:  # answered, abandoned or overflowed just after the move
+            raise Conflict(f"call {call_id} was moved, and is no longer waiting")
+        return entry
 
     # ---- writing to the log ---------------------------------------------------------------
 
@@ -292,35 +348,57 @@ class AcdService:
                 elif isinstance(event, acd.CallbackRequested):
                     # The callback call is held (and dialed) by the process that asked for it.
                     self._replica.owners[event.callback_call_id] = publisher
-                await self._decide(event, now, ids, publisher)
+                await self._decide(event, now, ids, publisher, entry_id)
             case "lost":
                 lost = str(entry["lost"])
                 log.warning("process %s is lost: its queued callers leave and its offers end", lost)
                 for queued in self.state.ordered_waiting():
                     if self._replica.owners.get(queued.call_id) == lost:
-                        await self._decide(acd.CallAbandoned(queued.call_id), now, ids, publisher)
+                        # The process that declared it carries out (and tells) what follows.
+                        self._replica.owners[queued.call_id] = publisher
+                        await self._decide(acd.CallAbandoned(queued.call_id), now, ids, publisher, entry_id)
             case other:
                 log.error("ACD log entry %s of unknown kind %r skipped", entry_id, other)
 
-    async def _decide(self, event: acd.AcdEvent, now: datetime, ids: acd.Ids, publisher: str) -> None:
+    async def _decide(self, event: acd.AcdEvent, now: datetime, ids: acd.Ids, publisher: str,
+                      entry_id: str) -> None:
         before = self.state
         decision = acd.on_event(before, event, now, ids)
         self._replica.state = decision.state
+        if isinstance(event, acd.MoveRequested) and publisher == self.node:
+            verdict = self._moves.get(event.move_id)
+            if verdict is not None and not verdict.done():
+                verdict.set_result(acd.move_refusal(before, event))
         self._count(before, event, decision.commands, now)
         owners = self._replica.owners
+
+        def mine(call_id: str | None) -> bool:
+            return (owners.get(call_id) == self.node) if call_id else (publisher == self.node)
+
+        if self._feed is not None:
+            # Callers joining and leaving come first: a caller joins before it rings an agent.
+            for call_id, told in acd_feed.queue_events(before, self.state, event, decision.commands, now):
+                if mine(call_id):
+                    self._feed(told, now)
+        # Each agent's state as the commands go (one entry may move an agent twice).
+        states = {agent_id: agent.state for agent_id, agent in before.agents.items()}
         for command in decision.commands:
             call_id = getattr(command, "call_id", None)
             if isinstance(command, acd.CancelOffer):
                 offer = before.offers.get(command.offer_id)
                 call_id = offer.call_id if offer else None
-            mine = (owners.get(call_id) == self.node) if call_id else (publisher == self.node)
-            if mine:
+            if isinstance(command, acd.AgentStateChanged):
+                old, states[command.agent_id] = states.get(command.agent_id), command.state
+                if mine(call_id) and self._feed is not None:
+                    told = acd_feed.agent_state_changed(command, old, before, self.state, now, entry_id)
+                    self._feed(told, now)
+            if mine(call_id):
                 try:
                     await self._execute(command, now)
                 except Exception:
                     log.exception("ACD command failed: %r", command)
         state = self._replica.state
-        talking = {call for call, _ in state.talking.values()}
+        talking = {busy.call_id for calls in state.talking.values() for busy in calls}
         for call_id in [c for c in owners if c not in state.waiting and c not in talking]:
             del owners[call_id]
 
@@ -345,14 +423,20 @@ class AcdService:
             case acd.AnnounceWait(call_id=call_id, queue=queue, position=position, eta_s=eta_s):
                 if legs is not None:
                     await legs.announce(call_id, queue, position, eta_s)
+            case acd.CallerMoved(call_id=call_id, queue=queue, from_queue=from_queue, agent_id=agent_id,
+                                 entered_at=entered_at):
+                log.info("call %s moved from queue %s to queue %s%s", call_id, from_queue, queue,
+                         f", for agent {agent_id}" if agent_id else "", extra={"call_id": call_id})
+                if legs is not None:
+                    await legs.moved(call_id, queue, from_queue, agent_id, entered_at)
             case acd.AgentStateChanged(agent_id=agent_id, state=state, reason=reason, wrap_up_s=wrap_up_s):
                 log.info("agent %s is %s %s", agent_id, state.value, reason or "",
                          extra={"agent_id": agent_id, "state": state.value})
                 if self._state_log is not None:
-                    talking = self.state.talking.get(agent_id)
+                    calls = self.state.calls_of_agent(agent_id)  # the latest is what changed it
                     self._state_log(AgentStateRow(agent_id, now, state.value, reason or "",
-                                                  talking[1] if talking else None,
-                                                  talking[0] if talking else None))
+                                                  calls[-1].queue if calls else None,
+                                                  calls[-1].call_id if calls else None))
                 if state is AgentState.WRAP_UP:
                     self._arm_wrap_up(agent_id, wrap_up_s)
             case acd.PauseAgent():
@@ -400,6 +484,11 @@ class AcdService:
         for lost in sorted(holders - alive - self._declared_lost):
             self._declared_lost.add(lost)
             self._append({"kind": "lost", "lost": lost})
+        if self._feed is not None and clock - self._queue_stats_at >= self._queue_stats_every_s:
+            self._queue_stats_at = clock
+            at = datetime.now(UTC)
+            for name in sorted(state.queues):
+                self._feed(acd_feed.queue_stats(self.queue_stats(name, at)), at)
         if self.applied_id != self._snapshot_id and clock - self._snapshot_at >= SNAPSHOT_EVERY_S:
             self._snapshot_id, self._snapshot_at = self.applied_id, clock
             await self._log.save_snapshot(self.applied_id, encode(self._replica))
@@ -427,6 +516,8 @@ class AcdService:
                     counters.answered_within_sl += 1
             elif isinstance(command, acd.Overflow):
                 counters.overflowed += 1
+            elif isinstance(command, acd.CallerMoved) and command.queue != command.from_queue:
+                counters.moved_out += 1
 
     def _counters(self, queue: str) -> QueueCounters:
         return self.counters.setdefault(queue, QueueCounters())
@@ -451,6 +542,7 @@ class AcdService:
             "answered": counters.answered,
             "abandoned": counters.abandoned,
             "overflowed": counters.overflowed,
+            "moved_out": counters.moved_out,
             "average_wait_answered_s": (counters.wait_answered_s / counters.answered
                                         if counters.answered else None),
             "service_level_s": queue.service_level_s,
@@ -464,7 +556,8 @@ class AcdService:
         entries = sorted((e for e in self.state.waiting.values() if e.queue == name), key=lambda e: e.rank())
         return [{"call_id": e.call_id, "position": i + 1, "priority": e.priority,
                  "waited_s": (now - e.entered_at).total_seconds(), "skills": e.skills,
-                 "ringing": list(ringing[e.call_id].agent_ids) if e.call_id in ringing else []}
+                 "ringing": list(ringing[e.call_id].agent_ids) if e.call_id in ringing else [],
+                 "target_agent": e.target_agent}
                 for i, e in enumerate(entries)]
 
     def _arm_wrap_up(self, agent_id: str, seconds: int) -> None:
@@ -491,5 +584,19 @@ def _configure(state: acd.AcdState, agents: list[Agent], queues: list[QueueConfi
     state.queues = {q.name: q for q in queues}
 
 
+def _refused(refusal: acd.MoveRefusal) -> Exception:
+    if refusal.problem in (acd.MoveProblem.INVALID, acd.MoveProblem.NO_QUEUE, acd.MoveProblem.NO_AGENT):
+        return InvalidRequest(refusal.detail)
+    return Conflict(refusal.detail)
+
+
 def _restore(saved: dict[str, Any]) -> Replica:
+    state = saved.get("state")
+    if isinstance(state, dict) and isinstance(state.get("talking"), dict):
+        # Snapshots written before an agent could be on several calls held one
+        # ``[call_id, queue]`` pair per agent.
+        state["talking"] = {
+            agent_id: [{"call_id": calls[0], "queue": calls[1]}]
+            if len(calls) == 2 and all(isinstance(x, str) for x in calls) else calls
+            for agent_id, calls in state["talking"].items()}
     return decode(Replica, saved)

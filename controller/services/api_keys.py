@@ -8,6 +8,9 @@ The plaintext is returned once, by ``create``, and is neither stored nor logged.
 
 Revoking is idempotent: revoking a revoked key succeeds and keeps the first revocation time.
 A key may not revoke itself (409), so an admin cannot lock itself out by mistake.
+
+An agent key may act for one agent (``agent_id``); a supervisor key may be limited to some
+queues (``queues``; none: the whole floor). Both are fixed when the key is made.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import re
 import secrets
 import string
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -79,23 +83,36 @@ class InvalidAgentLink(ControllerError, ValueError):
     status = 422
 
 
+class InvalidQueueScope(ControllerError, ValueError):
+    """Only a supervisor key may be limited to queues, and the queues must exist."""
+
+    code = "invalid-queue-scope"
+    status = 422
+
+
+QUEUE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_SCOPED_QUEUES = 100
+
+
 class ApiKeyService:
     # ``records`` is not used: out-of-band creations are audited in the key's own transaction.
     def __init__(self, db: Database, records: RecordWriter) -> None:
         self._db = db
 
     async def create(self, name: str, role: Role, created_by: UUID | None = None,
-                     agent_id: str | None = None) -> tuple[ApiKey, str]:
+                     agent_id: str | None = None, queues: Sequence[str] = ()) -> tuple[ApiKey, str]:
         """A new key and its plaintext, which is never available again.
 
         ``created_by`` is the key that asked for it; None for keys made outside the API (the
         ``create-admin-key`` command), which are audited here since no request audits them.
-        ``agent_id`` links an agent key to the agent it acts for.
+        ``agent_id`` links an agent key to the agent it acts for; ``queues`` limits a
+        supervisor key to those queues.
         """
         _check_name(name)
         role = Role(role)
         if agent_id is not None and role is not Role.AGENT:
             raise InvalidAgentLink(f"a {role.value} key cannot act for an agent; only agent keys can")
+        scope = await self._queue_scope(role, queues)
         for _ in range(3):  # a clash of random 47-bit prefixes is rare; retry is cheap
             prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
             secret = secrets.token_urlsafe(32)
@@ -103,7 +120,7 @@ class ApiKeyService:
                 async with self._db.connection() as conn:
                     key = await store.insert(conn, key_id=uuid4(), name=name, role=role,
                                              prefix=prefix, secret_hash=_hash(secret),
-                                             created_by=created_by, agent_id=agent_id)
+                                             created_by=created_by, agent_id=agent_id, queues=scope)
                     if created_by is None:
                         await write_rows(conn, [_out_of_band_entry(key)])
             except psycopg.errors.UniqueViolation:
@@ -112,9 +129,28 @@ class ApiKeyService:
                 raise InvalidAgentLink(f"no agent {agent_id}") from exc
             log.info("api key created", extra={"key_id": str(key.id), "key_name": key.name,
                                                 "role": key.role.value, "prefix": key.prefix,
-                                                "agent_id": key.agent_id})
+                                                "agent_id": key.agent_id, "queues": list(key.queues)})
             return key, f"{TOKEN_PREFIX}{prefix}_{secret}"
         raise Conflict("could not find a free key prefix; try again")
+
+    async def _queue_scope(self, role: Role, queues: Sequence[str]) -> tuple[str, ...]:
+        """The queues a new key is limited to, sorted and without repeats; InvalidQueueScope if
+        the key is not a supervisor's, a name is malformed or a queue does not exist."""
+        scope = tuple(sorted(set(queues)))
+        if not scope:
+            return ()
+        if role is not Role.SUPERVISOR:
+            raise InvalidQueueScope(f"a {role.value} key cannot be limited to queues; only supervisor keys")
+        if len(scope) > MAX_SCOPED_QUEUES:
+            raise InvalidQueueScope(f"at most {MAX_SCOPED_QUEUES} queues")
+        for queue in scope:
+            if not isinstance(queue, str) or not QUEUE_PATTERN.fullmatch(queue):
+                raise InvalidQueueScope(f"{str(queue)[:70]!r} is not a queue name")
+        async with self._db.connection() as conn:
+            missing = set(scope) - await store.existing_queues(conn, scope)
+        if missing:
+            raise InvalidQueueScope(f"no queue {', '.join(sorted(missing))}")
+        return scope
 
     async def create_admin_key(self, name: str) -> tuple[ApiKey, str]:
         """The first admin key, made from the command line (no caller to attribute it to)."""
@@ -160,7 +196,8 @@ class ApiKeyService:
                 raise Unauthorized("this API key has been revoked")
             if key.last_used_at is None or datetime.now(UTC) - key.last_used_at >= TOUCH_EVERY:
                 await store.touch(conn, key.id, TOUCH_EVERY)
-        return Principal(key_id=key.id, key_name=key.name, role=key.role, agent_id=key.agent_id)
+        return Principal(key_id=key.id, key_name=key.name, role=key.role, agent_id=key.agent_id,
+                         queues=key.queues)
 
 
 def _out_of_band_entry(key: ApiKey) -> AuditRow:

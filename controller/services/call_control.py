@@ -20,19 +20,23 @@ and everything happens in it:
 - conference: a third party is dialed into the bridge; the call goes on while two remain.
 - click-to-dial: the agent's device rings first; once it answers the customer is dialed, and
   once the customer answers both are bridged.
+- take-over (asked by a supervisor's monitor session, services/monitors.py): the supervisor's
+  leg, already up, becomes a leg of the call in the bridge, and the agent leg is hung up and
+  let go as in a transfer. The supervisor inherits what the agent's leg would have done on
+  leaving (a conference goes on while two remain; otherwise the call ends).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from controller.domain import commands as c
 from controller.domain.access import Principal
-from controller.domain.calls import Call, Direction, Leg, LegRole, LegState
+from controller.domain.calls import Call, Direction, Leg, LegRole, LegState, apply_leg
 from controller.domain.destinations import Destination, DestinationKind
 from controller.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, SwitchUnavailable
 from controller.services.calls import CallService, CallSession, transfer_endpoint
@@ -46,7 +50,8 @@ Commands = tuple[c.FlowCommand, ...]
 # Call data keys the controller itself writes; a click-to-dial's own data may not use them.
 RESERVED_DATA_KEYS = frozenset({
     "agent_id", "reference", "dialed_by", "on_hold", "queue", "queue_priority", "queue_skills",
-    "queue_overflow", "overflow", "flow_outcome", "transfer_to",
+    "queue_overflow", "overflow", "flow_outcome", "transfer_to", "queue_moved_from",
+    "queue_first_entered_at", "queue_target_agent",
 })
 
 
@@ -113,6 +118,7 @@ class CallControl:
             await self._calls.perform(command)
             session.call.data["on_hold"] = "yes" if on else "no"
             self._event(session, party.id, "CallHeld" if on else "CallResumed")
+            self._calls.tell(session, "call.held" if on else "call.unheld", {"leg_id": party.id})
 
         await self._on_call(actor, call_id, run)
 
@@ -184,7 +190,11 @@ class CallControl:
 
     def _bridge_dialed(self, session: CallSession, agent_leg: Leg, customer: Leg) -> Commands:
         session.bridge_id = f"br-{session.call.id}"
+        session.connected_at = datetime.now(UTC)
         self._event(session, customer.id, "CustomerAnswered")
+        self._calls.tell(session, "call.connected", {"agent_id": session.call.data.get("agent_id"),
+                                                     "queue": None, "bridge_id": session.bridge_id,
+                                                     "click_to_dial": True})
         return (c.CreateBridge(session.bridge_id, name=f"call {session.call.id}"),
                 c.AddToBridge(session.bridge_id, (agent_leg.id, customer.id)))
 
@@ -218,16 +228,20 @@ class CallControl:
                 return
             if to.kind is DestinationKind.QUEUE and party.role is not LegRole.CALLER:
                 raise Conflict("only an inbound caller can be queued")
+            from_agent = session.call.data.get("agent_id")
             self._let_agent_go(session, agent)
             self._event(session, party.id, "TransferStarted", {"mode": "blind", "to": str(to)})
             if to.kind is DestinationKind.QUEUE:
+                self._calls.tell(session, "call.transferred", {"mode": "blind", "to": str(to),
+                                                               "from_agent": from_agent})
                 session.bridge_id = None
                 priority = int(session.call.data.get("queue_priority") or 0)
                 await self._execute(session, c.RemoveFromBridge(bridge, (party.id,)), c.Hangup(agent.id),
                                     c.DestroyBridge(bridge), c.EnterQueue(party.id, to.value, priority))
                 return
             target = self._new_leg(session, _role_for(to, LegRole.TRANSFER), "transfer", endpoint, to)
-            session.on_answer[target.id] = lambda s, leg: self._transferred(s, party, leg, bridge, to)
+            session.on_answer[target.id] = lambda s, leg: self._transferred(s, party, leg, bridge, to,
+                                                                            from_agent)
             session.on_end[target.id] = lambda s, leg: self._transfer_failed(s, party, leg)
             await self._execute(session, c.RemoveFromBridge(bridge, (party.id,)),
                                 c.StartMusicOnHold(party.id), c.Hangup(agent.id),
@@ -236,16 +250,20 @@ class CallControl:
         await self._on_call(actor, call_id, run)
 
     def _transferred(self, session: CallSession, party: Leg, answered: Leg, bridge: str,
-                     to: Destination) -> Commands:
+                     to: Destination, from_agent: str | None) -> Commands:
         if to.kind is DestinationKind.AGENT:
             session.call.data["agent_id"] = to.value
         self._event(session, answered.id, "TransferAnswered", {"to": str(to)})
+        self._calls.agent_connected(session)
+        self._calls.tell(session, "call.transferred",
+                         {"mode": "blind", "to": str(to), "from_agent": from_agent})
         return (c.StopMusicOnHold(party.id), c.AddToBridge(bridge, (party.id, answered.id)))
 
     def _transfer_failed(self, session: CallSession, party: Leg, ended: Leg) -> Commands | None:
         if ended.answered_at is not None:
             return None  # answered, then left: the call ends as any bridged call does
         self._event(session, ended.id, "TransferFailed", {"cause": ended.hangup_cause_text or ""})
+        self._calls.tell(session, "call.transfer_failed", {"cause": ended.hangup_cause_text or ""})
         return (c.Hangup(party.id),) if party.state is not LegState.ENDED else ()
 
     def _consult(self, session: CallSession, party: Leg, bridge: str, to: Destination, endpoint: str) -> None:
@@ -280,13 +298,17 @@ class CallControl:
             agent, party, bridge = _connected(session, on_hold=True)
             session.consult = None
             session.on_end.pop(consult.id, None)  # from now on the consulted party is the call's
+            from_agent = session.call.data.get("agent_id")
             self._let_agent_go(session, agent)
             to = session.call.data.pop("transfer_to", "")
             if to.startswith("agent:"):
                 session.call.data["agent_id"] = to.partition(":")[2]
             self._event(session, consult.id, "TransferCompleted", {"to": to})
+            self._calls.tell(session, "call.transferred", {"mode": "attended", "to": to,
+                                                           "from_agent": from_agent})
             await self._execute(session, c.StopMusicOnHold(party.id), c.AddToBridge(bridge, (party.id,)),
                                 c.Hangup(agent.id))
+            self._calls.agent_connected(session)
 
         await self._on_call(actor, call_id, run)
 
@@ -334,6 +356,7 @@ class CallControl:
             if leg.state is LegState.UP and leg.id not in session.released:
                 session.on_end[leg.id] = self._party_left
         self._event(session, third.id, "ConferenceJoined")
+        self._calls.agent_connected(session)
         return (c.AddToBridge(bridge, (third.id,)),)
 
     def _conference_failed(self, session: CallSession, ended: Leg) -> Commands | None:
@@ -350,6 +373,46 @@ class CallControl:
         if len(remaining) >= 2:
             return ()
         return None  # the default: the last one is hung up and the bridge goes
+
+    # ---- take-over by a supervisor ---------------------------------------------------------------
+
+    async def take_over(self, call_id: str, agent_leg_id: str, supervisor_leg_id: str, device: str,
+                        monitor_id: str, first: Sequence[c.Command], bridge: bool) -> None:
+        """The supervisor's leg (up, dialed by a monitor session) replaces the agent's leg in
+        the call. ``first``: switch commands of the monitor session to carry out once the
+        take-over is known to be possible (the supervisor leaving its monitor bridge);
+        ``bridge``: whether the supervisor is still to be added to the call's bridge. The
+        caller of this method (the monitor route) has authorized the supervisor."""
+        async def run(session: CallSession) -> None:
+            agent = session.call.legs.get(agent_leg_id)
+            if session.consult is not None:
+                raise Conflict("a consultation is in progress: complete or cancel it first")
+            if (agent is None or agent.state is not LegState.UP or agent.id in session.released
+                    or session.bridge_id is None):
+                raise Conflict(f"call {call_id}: the agent is no longer talking in it")
+            _party(session)  # someone to take over for
+            now = datetime.now(UTC)
+            supervisor = Leg(id=supervisor_leg_id, call_id=call_id, role=LegRole.SUPERVISOR,
+                             channel_name=device, created_at=now)
+            apply_leg(supervisor, LegState.UP, now)
+            hook = session.on_end.get(agent.id)
+            agent_id = (session.busy_agents.get(agent.id) or session.offers.get(agent.id, ("", ""))[1]
+                        or session.call.data.get("agent_id", ""))
+            self._calls.add_leg(session, supervisor)
+            if hook is not None:
+                session.on_end[supervisor.id] = hook
+            self._let_agent_go(session, agent)
+            session.call.data.update({"taken_over_by": device, "taken_over_from": agent_id})
+            self._calls.record_call(session)
+            self._event(session, supervisor.id, "TakenOver", {"monitor_id": monitor_id, "device": device,
+                                                              "agent_id": agent_id, "agent_leg": agent.id})
+            commands: list[c.FlowCommand] = list(first)
+            if bridge:
+                commands.append(c.AddToBridge(session.bridge_id, (supervisor.id,)))
+            commands.append(c.Hangup(agent.id))
+            await self._execute(session, *commands)
+
+        await self._calls.act(call_id, run)
 
     # ---- dispositions ------------------------------------------------------------------------
 

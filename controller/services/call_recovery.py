@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from controller.domain import events as e
 from controller.domain.calls import Call, LegState, apply_leg, settle_call
 from controller.domain.errors import ControllerError, StorageUnavailable, SwitchError
-from controller.services.call_snapshot import restore
+from controller.services.call_snapshot import Connection, restore
 from controller.services.calls import CallService, CallSession, Inbound
 from controller.services.drivers import Driver, GreetingDriver
 from controller.storage.live import LiveStore
@@ -68,7 +68,8 @@ class CallRecovery:
         for arrived in untracked:
             saved = leg_to_saved.get(arrived.leg_id)
             if saved is not None and calls.find(saved["id"]) is None:
-                await self._adopt(restore(saved), saved.get("driver"), arrived, present, now)
+                connection = Connection.from_dict(saved.get("connection"))
+                await self._adopt(restore(saved), saved.get("driver"), connection, arrived, present, now)
             elif saved is None:
                 calls.submit(arrived)
             adopted += 1
@@ -84,13 +85,14 @@ class CallRecovery:
             calls.record(CallRow.of(call, self._switch.name),
                          *(LegRow.of(x) for x in call.legs.values()),
                          CallEventRow(call.id, None, now, "CallLost", {"reason": LOST_CAUSE_TEXT}))
+            calls.tell_lost(call)
             self._live.drop_call(call.id)
             ended += 1
         log.warning("reconciled with %s: %d legs present, %d adopted, %d ended",
                     self._switch.name, len(present), adopted, ended)
 
-    async def _adopt(self, call: Call, saved_driver: dict[str, Any] | None, arrived: e.LegArrived,
-                     present: dict[str, e.LegArrived], now: datetime) -> None:
+    async def _adopt(self, call: Call, saved_driver: dict[str, Any] | None, connection: Connection,
+                     arrived: e.LegArrived, present: dict[str, e.LegArrived], now: datetime) -> None:
         driver: Driver | None = None
         if saved_driver is not None:
             try:
@@ -98,13 +100,17 @@ class CallRecovery:
             except (ControllerError, KeyError, ValueError) as exc:
                 log.error("call %s: its flow cannot be resumed (%s); starting it again", call.id, exc)
         session = CallSession(call, driver)
+        session.reconnect(connection)
         self._calls.track(session)
+        # The agents still on it are busy, before any end of a leg that vanished is handled.
+        self._calls.agents_adopted(session, {leg.id for leg in call.live_legs() if leg.id in present})
         for leg in call.live_legs():
             if leg.id not in present:
                 session.queue.put_nowait(e.LegHungUp(leg.id, now, LOST_CAUSE, LOST_CAUSE_TEXT))
-        if driver is None:
+        connected = connection.bridge_id or connection.agent_id or connection.busy_agents
+        if driver is None and not connected:
             session.queue.put_nowait(arrived)  # no flow had started: start it now
-        else:
+        elif driver is not None:
             for playback_id, leg_id in driver.playbacks():
                 if not await self._playback_active(playback_id):
                     # It finished while nobody listened; the flow goes on from there.

@@ -7,6 +7,10 @@ survives a Postgres outage), mirrors the live call to Redis, and executes the co
 
 After every (re)connect to the switch, services/call_recovery.py brings the tracked calls in
 line with what the switch holds (legs that vanished end, calls of a previous run are adopted).
+
+What happens to a call is told to the public event feed (services/call_feed.py) from here, by
+the process that holds the call: started, answered, queued, offered (the agent's screen pop),
+connected and ended; call control adds holds and transfers through :meth:`CallService.tell`.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ from controller.domain.errors import (
     LegGone,
     NotFound,
 )
+from controller.domain.feed import Publish
 from controller.engines import acd as acd_engine
+from controller.services import call_feed
 from controller.services.acd import AcdService
-from controller.services.call_snapshot import snapshot
+from controller.services.call_snapshot import Connection, snapshot
 from controller.services.drivers import Driver, GreetingDriver
 from controller.services.lookups import Lookups
 from controller.services.queue_caller import QueueCaller
@@ -121,14 +127,35 @@ class CallSession:
     released: set[str] = field(default_factory=set)  # legs that left on purpose: their end ends nothing
     consult: str | None = None  # the consult leg of an attended transfer in progress
     conference: str | None = None  # the third party's leg of a conference
+    # Every agent offered the call, connected to it or dialed into it: whom its events concern.
+    agents_involved: list[str] = field(default_factory=list)
+    queued_at: datetime | None = None  # when the caller last entered a queue
+    connected_at: datetime | None = None  # when the caller was last bridged with an agent
+
+    def connection(self) -> Connection:
+        """What Redis keeps of who the call connects (see call_snapshot.py)."""
+        return Connection(self.bridge_id, self.agent_id, dict(self.offers), dict(self.busy_agents),
+                          frozenset(self.released))
+
+    def reconnect(self, saved: Connection) -> None:
+        """A call adopted after a restart takes back who it connected."""
+        self.bridge_id, self.agent_id = saved.bridge_id, saved.agent_id
+        self.offers, self.busy_agents = dict(saved.offers), dict(saved.busy_agents)
+        self.released = set(saved.released)
+
+    def on_call(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` is still on this call (connected by the ACD, or on a leg of its own)."""
+        return self.agent_id == agent_id or agent_id in self.busy_agents.values()
 
 
 class CallService:
     def __init__(self, switch: Switch, records: RecordWriter, live: LiveStore,
                  default_prompt: str, inbound: Inbound | None = None,
                  voicemails: Voicemails | None = None, lookups: Lookups | None = None,
-                 acd: AcdService | None = None, queue_caller: QueueCaller | None = None) -> None:
+                 acd: AcdService | None = None, queue_caller: QueueCaller | None = None,
+                 feed: Publish | None = None) -> None:
         self._switch = switch
+        self.feed = feed  # the public event feed (services/feed.py)
         self._records = records
         self._live = live
         self.default_prompt = default_prompt
@@ -162,13 +189,29 @@ class CallService:
         return self._call_of_leg.get(leg_id)
 
     def connected_call(self, call_id: str) -> LiveCall | None:
-        """A live call whose parties are in a bridge (what a recording records), else None."""
+        """A live call connected with an agent, as a recording sees it (the caller's or
+        customer's leg, which it records, and the agents on the call), else None."""
         session = self._sessions.get(call_id)
         if session is None or session.bridge_id is None or session.call.state is CallState.ENDED:
             return None
+        party = next((leg for leg in session.call.live_legs()
+                      if leg.role in (LegRole.CALLER, LegRole.CUSTOMER) and leg.id not in session.released
+                      and leg.state is LegState.UP), None)
+        if party is None:
+            return None
         data = session.call.data
-        return LiveCall(call_id, session.bridge_id, data.get("queue"), data.get("agent_id"),
-                        session.call.caller_number)
+        up = {leg.id for leg in session.call.live_legs() if leg.state is LegState.UP}
+        agents = dict.fromkeys([*([data["agent_id"]] if data.get("agent_id") else []),
+                                *(agent for leg_id, agent in session.busy_agents.items() if leg_id in up)])
+        return LiveCall(call_id, session.bridge_id, party.id, data.get("queue"), data.get("agent_id"),
+                        session.call.caller_number, tuple(agents), data.get("campaign"))
+
+    def agent_connected(self, session: CallSession) -> None:
+        """An agent joined the call (the ACD connected it, a transfer or conference answered):
+        tell the recordings, which record by policy or note who took part."""
+        connected = self.connected_call(session.call.id)
+        if self.recordings is not None and connected is not None:
+            self.recordings.call_connected(connected)
 
     def monitor_target(self, call_id: str) -> tuple[str, str, tuple[str, ...]]:
         """What a supervisor monitors on a call connected to an agent: the agent's leg, the
@@ -191,8 +234,8 @@ class CallService:
             return
         call_id = self._call_of_leg.get(leg_id)
         if call_id is None:
-            if isinstance(event, e.LegArrived) and event.args[:1] == ("monitor",):
-                return  # a supervisor's or snoop leg: the monitor service's, never a new call
+            if isinstance(event, e.LegArrived) and event.args[:1] in (("monitor",), ("recording",)):
+                return  # a supervisor's, monitor's or recording's snoop leg: never a new call
             if not isinstance(event, e.LegArrived):
                 log.debug("event for a leg the controller does not track: %r", event)
                 return
@@ -213,10 +256,12 @@ class CallService:
             id=arrived.leg_id, call_id=call.id, role=LegRole.CALLER,
             channel_name=arrived.channel_name, created_at=arrived.created_at,
         )
-        self.track(CallSession(call))
+        session = CallSession(call)
+        self.track(session)
         log.info("call %s opened by leg %s from %r to %r", call.id, arrived.leg_id,
                  arrived.caller_number, arrived.dialed,
                  extra={"call_id": call.id, "leg_id": arrived.leg_id})
+        self.tell(session, "call.started", call_feed.started(call))
         return call
 
     def track(self, session: CallSession) -> None:
@@ -309,7 +354,13 @@ class CallService:
             case e.LegArrived() if leg is not None and event.args[:1] == ("callback",):
                 self._transition(leg, LegState.UP, event.at)
                 commands = self._waiting.callback_answered(session, leg)
+                self.agent_connected(session)  # a callback is recorded as a queue call is
                 rows.append(LegRow.of(leg))
+                if session.bridge_id is not None:
+                    session.connected_at = event.at
+                    self.tell(session, "call.connected", {"agent_id": session.agent_id,
+                                                          "queue": call.data.get("queue"), "callback": True,
+                                                          "bridge_id": session.bridge_id})
             case e.LegArrived() if leg is not None and leg.role is LegRole.TRANSFER:
                 self._transition(leg, LegState.UP, event.at)
                 commands = self._bridge_transfer(session, leg)
@@ -328,16 +379,22 @@ class CallService:
 
         if session.driver is not None and not isinstance(event, e.LegArrived):
             commands = session.driver.on_event(event, event.at)
+        waiting_in = session.queued
         commands += await self._waiting.on_event(session, event)
+        if session.queued is not None and session.queued != waiting_in:  # overflowed to another queue
+            self._tell_queued(session, event.at)
         if isinstance(event, e.LegHungUp) and leg is not None:
             commands += self._after_leg_ended(session, leg, event.at)
 
         # What only changes the call itself is applied before the call is written.
         commands = tuple(cmd for cmd in commands if not self._apply_locally(session, cmd))
+        was = call.state
         settle_call(call, event.at)
         rows.insert(0, CallRow.of(call, self._switch.name))
         self._records.put(*rows)
         self._publish(session)
+        if call.state is not was:
+            self._tell_settled(session, was)
         for command in commands:
             await self._execute(session, command)
 
@@ -359,12 +416,43 @@ class CallService:
             call.data["overflow"] = "yes"
         return admission.commands
 
+    # ---- the public event feed ----------------------------------------------------------
+
+    def tell(self, session: CallSession, kind: str, data: dict[str, Any] | None = None) -> None:
+        """Publish a ``call.*`` event about the session's call to every agent it concerns."""
+        if self.feed is None:
+            return
+        call = session.call
+        agents = [*session.agents_involved, call.data.get("agent_id", ""), *session.busy_agents.values()]
+        self.feed(call_feed.call_event(kind, call, agents, data))
+
+    def tell_lost(self, call: Call) -> None:
+        """A call a previous run left unfinished was ended in the records (services/call_recovery.py)."""
+        if self.feed is not None:
+            self.feed(call_feed.call_event("call.ended", call, (call.data.get("agent_id", ""),),
+                                           call_feed.ended(call, None, None)))
+
+    def _tell_queued(self, session: CallSession, at: datetime) -> None:
+        session.queued_at = at
+        data = session.call.data
+        skills = dict(item.split(":", 1) for item in data.get("queue_skills", "").split(",") if ":" in item)
+        self.tell(session, "call.queued", {"queue": data.get("queue"),
+                                           "priority": int(data.get("queue_priority") or 0),
+                                           "skills": {name: int(level) for name, level in skills.items()}})
+
+    def _tell_settled(self, session: CallSession, was: CallState) -> None:
+        call = session.call
+        if call.answered_at is not None and was is CallState.RINGING:
+            self.tell(session, "call.answered", call_feed.answered(call))
+        if call.state is CallState.ENDED:
+            self.tell(session, "call.ended", call_feed.ended(call, session.queued_at, session.connected_at))
+
     def _publish(self, session: CallSession) -> None:
         """Mirror the live call to Redis (its data may have changed)."""
         if session.call.state is CallState.ENDED:
             self._live.drop_call(session.call.id)
         else:
-            self._live.put_call(session.call.id, snapshot(session.call, session.driver))
+            self._live.put_call(session.call.id, snapshot(session.call, session.driver, session.connection()))
 
     def arm_timer(self, session: CallSession, timer_id: str, leg_id: str, seconds: float) -> None:
         self._apply_locally(session, c.StartTimer(timer_id, leg_id, seconds))
@@ -422,6 +510,7 @@ class CallService:
         self.track(session)
         self._records.put(CallRow.of(call, self._switch.name),
                           *(LegRow.of(leg) for leg in call.legs.values()))
+        self.tell(session, "call.started", call_feed.started(call))
         return session
 
     def add_leg(self, session: CallSession, leg: Leg) -> None:
@@ -434,29 +523,49 @@ class CallService:
         """An agent is dialed into the call by call control (not routed by the ACD): the ACD
         holds it busy from now until its leg ends (``queue``: whose wrap-up follows)."""
         session.busy_agents[leg.id] = agent_id
+        _involve(session, agent_id)
         if self._acd is not None:
             self._acd.submit(acd_engine.AgentCallStarted(agent_id, session.call.id, queue))
 
     def _agent_leg_over(self, session: CallSession, leg: Leg, at: datetime) -> None:
         agent_id = session.busy_agents.pop(leg.id, None)
-        if agent_id is not None and self._acd is not None:
+        # The ACD counts each call of an agent once: it hears the end when the agent's last leg
+        # on this call goes.
+        if agent_id is not None and self._acd is not None and not session.on_call(agent_id):
             talk = (at - leg.answered_at).total_seconds() if leg.answered_at else 0
             self._acd.submit(acd_engine.CallEnded(session.call.id, agent_id, int(talk)))
+
+    def agents_adopted(self, session: CallSession, present: set[str]) -> None:
+        """A call adopted after a restart tells the ACD again which agents are on it (their
+        legs still on the switch): the ACD may have lost them, and one that already knows
+        changes nothing (each call of an agent is counted once)."""
+        if self._acd is None:
+            return
+        call = session.call
+        queue = call.data.get("queue", "")
+        agents = {agent for leg_id, agent in session.busy_agents.items() if leg_id in present}
+        connected = [leg_id for leg_id, (_, agent) in session.offers.items() if agent == session.agent_id]
+        if session.agent_id is not None and any(leg_id in present for leg_id in connected):
+            agents.add(session.agent_id)
+        for agent_id in sorted(agents):
+            self._acd.submit(acd_engine.AgentCallStarted(agent_id, call.id, queue))
 
     def release_agent(self, session: CallSession, at: datetime, leg: Leg | None = None) -> None:
         """The connected agent (or the agent on ``leg``) leaves a call that goes on without it
         (transferred away, or it left a conference): the ACD frees the agent now rather than
         when the call ends."""
-        if leg is not None:
+        if leg is not None and leg.id in session.busy_agents:
+            # An agent call control brought in: the ACD's own agent, if another, stays on.
             self._agent_leg_over(session, leg, at)
+            return
         if session.agent_id is None:
             return
         agent_leg = next((x for x in session.call.legs.values()
                           if x.id in session.offers and x.answered_at is not None), None)
         talk = (at - agent_leg.answered_at).total_seconds() if agent_leg and agent_leg.answered_at else 0
-        if self._acd is not None:
-            self._acd.submit(acd_engine.CallEnded(session.call.id, session.agent_id, int(talk)))
-        session.agent_id = None
+        agent_id, session.agent_id = session.agent_id, None
+        if self._acd is not None and not session.on_call(agent_id):
+            self._acd.submit(acd_engine.CallEnded(session.call.id, agent_id, int(talk)))
 
     async def execute(self, session: CallSession, command: c.FlowCommand) -> None:
         """Carry out a command for a call; a leg gone or a refusal is recorded, not raised."""
@@ -468,6 +577,10 @@ class CallService:
 
     def record(self, *rows: CallRow | LegRow | CallEventRow) -> None:
         self._records.put(*rows)
+
+    def record_call(self, session: CallSession) -> None:
+        """Write the call's own row (its data changed outside an event of the call)."""
+        self._records.put(CallRow.of(session.call, self._switch.name))
 
     # ---- the ACD's side: offers to agents, connections, overflow --------------------------
 
@@ -484,9 +597,18 @@ class CallService:
                   created_at=datetime.now(UTC))
         call.legs[leg_id] = leg
         session.offers[leg_id] = (offer_id, agent_id)
+        _involve(session, agent_id)
         self._call_of_leg[leg_id] = call.id
         self._records.put(LegRow.of(leg), CallEventRow(call.id, leg_id, leg.created_at, "AgentOffered",
                                                        {"agent_id": agent_id, "offer_id": offer_id}))
+        if self.feed is not None:
+            # The screen pop goes to the agent whose phone rings (and to supervisors).
+            entry = self._acd.state.waiting.get(call_id) if self._acd is not None else None
+            waited = (leg.created_at - entry.entered_at).total_seconds() if entry is not None else None
+            pop = call_feed.screen_pop(call, session.driver, agent_id=agent_id, offer_id=offer_id,
+                                       queue=entry.queue if entry is not None else call.data.get("queue"),
+                                       waited_s=waited, ring_timeout_s=timeout_s)
+            self.feed(call_feed.call_event("call.offered", call, (agent_id,), pop))
         name = "".join(ch for ch in call.caller_name if ch not in '"<>')
         try:
             await self._switch.execute(c.Originate(
@@ -516,6 +638,7 @@ class CallService:
         if self._waiting.is_callback(call_id) and agent_leg is not None:
             for command in self._waiting.dial_callback(session, agent_leg, agent_id):
                 await self._execute(session, command)
+            self._publish(session)
             return
         for command in self._waiting.connected(call_id):
             await self._execute(session, command)
@@ -529,12 +652,17 @@ class CallService:
                         c.CreateBridge(session.bridge_id, name=f"call {call_id}"),
                         c.AddToBridge(session.bridge_id, (callers[0].id, agent_leg.id))):
             await self._execute(session, command)
+        now = datetime.now(UTC)
+        session.connected_at = now
         self._records.put(CallRow.of(session.call, self._switch.name),
-                          CallEventRow(call_id, agent_leg.id, datetime.now(UTC), "AgentConnected",
+                          CallEventRow(call_id, agent_leg.id, now, "AgentConnected",
                                        {"agent_id": agent_id}))
-        connected = self.connected_call(call_id)
-        if self.recordings is not None and connected is not None:
-            self.recordings.call_connected(connected)
+        self._publish(session)  # a restarted controller must know who the call connects
+        waited = (now - session.queued_at).total_seconds() if session.queued_at else None
+        self.tell(session, "call.connected", {
+            "agent_id": agent_id, "offer_id": offer_id, "queue": session.call.data.get("queue"),
+            "queue_wait_s": round(waited, 3) if waited is not None else None, "bridge_id": session.bridge_id})
+        self.agent_connected(session)
 
     async def overflow(self, call_id: str, reason: str, queue: str, destination: QueueDestination) -> None:
         """The ACD sent the caller out of its queue: on to the queue's destination, in order
@@ -552,6 +680,15 @@ class CallService:
         for leg in session.call.live_legs():
             await self._execute(session, c.Hangup(leg.id))
 
+    async def moved(self, call_id: str, queue: str, from_queue: str, agent_id: str,
+                    entered_at: datetime) -> None:
+        """A supervisor moved the waiting caller: in order with the call's other events (before
+        any offer of its new queue can be answered, since the offer is made after this)."""
+        session = self._sessions.get(call_id)
+        event = self._waiting.moved(call_id, queue, from_queue, agent_id, entered_at)
+        if session is not None and event is not None:
+            session.queue.put_nowait(event)
+
     async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None:
         """The ACD says the waiting caller is due to hear its position and estimated wait."""
         session = self._sessions.get(call_id)
@@ -561,7 +698,9 @@ class CallService:
 
     async def _open_callback(self, call: Call) -> None:
         """Track a callback call (its caller's leg is dialed later, services/queue_caller.py)."""
-        self.track(CallSession(call))
+        session = CallSession(call)
+        self.track(session)
+        self.tell(session, "call.started", call_feed.started(call))
 
     # ---- transfers: a second leg dialed by the flow, bridged with the caller -----------
 
@@ -648,7 +787,10 @@ class CallService:
                 return
             case c.EnterQueue():
                 # The caller waits on hold while the ACD finds an agent.
-                for queued in self._waiting.enter(session, command, datetime.now(UTC)):
+                now = datetime.now(UTC)
+                entered = self._waiting.enter(session, command, now)
+                self._tell_queued(session, now)
+                for queued in entered:
                     await self._execute(session, queued)
                 return
             case c.StoreVoicemail():
@@ -693,6 +835,11 @@ class CallService:
             return
         self._records.put(CallEventRow(call.id, command.leg_id, datetime.now(UTC), "VoicemailStored",
                                        {"mailbox": command.mailbox, "recording": command.recording_name}))
+
+def _involve(session: CallSession, agent_id: str) -> None:
+    if agent_id and agent_id not in session.agents_involved:
+        session.agents_involved.append(agent_id)
+
 
 def transfer_endpoint(destination: str) -> str:
     """A flow's transfer target as a dial string: an endpoint as is, an extension on the

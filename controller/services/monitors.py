@@ -1,4 +1,4 @@
-"""Supervisor monitoring sessions (listen, whisper, barge) on calls bridged with an agent.
+"""Supervisor monitoring sessions (listen, whisper, barge, takeover) on calls bridged with an agent.
 
 The switch's events reach this service before the call service (see bootstrap): the legs a
 session makes (the supervisor's, the snoops) are named ``mon-…`` and arrive with the Stasis
@@ -6,9 +6,20 @@ arguments ``("monitor", <id>)``, so they are taken here and never opened as new 
 end of a watched call leg (the caller's or the agent's) is shown to both services: the call
 service ends the call, this one ends the session (snoop and supervisor hung up, bridge gone).
 
+A take-over hands the supervisor's leg to the call (call control's ``take_over`` adds it to the
+call, bridges it with the caller and lets the agent go): from then on that leg's events go to
+the call service (a ``mon-`` leg the call service tracks is the call's), and this service only
+keeps the session, in mode ``takeover``, until the leg ends. Deleting such a session hangs the
+supervisor up, which ends the call as any party leaving does.
+
 Sessions live in this process only; after a restart the switch may still hold ``mon-`` legs
-and bridges, and :meth:`reconcile` hangs those up. Events and API requests are handled one at
-a time under one lock: monitoring is rare and each step is a few switch commands.
+and bridges, and :meth:`reconcile` hangs up those no session here and no call owns. Events and
+API requests are handled one at a time under one lock: monitoring is rare and each step is a
+few switch commands.
+
+The public event feed is told ``monitor.started`` (the supervisor is dialed), ``monitor.changed``
+(answered and arranged, or switched to another mode) and ``monitor.ended``, under the topic
+``monitors``: they name no agent, so agent keys never see that they are listened to.
 """
 
 from __future__ import annotations
@@ -16,11 +27,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from controller.domain import commands as c
 from controller.domain import events as e
+from controller.domain.calls import Call
 from controller.domain.errors import ControllerError, LegGone, NotFound
+from controller.domain.feed import FeedEvent, Publish, Topic
 from controller.domain.monitors import ARGS_TAG, ID_PREFIX, Monitor, MonitorMode, MonitorState
 
 log = logging.getLogger(__name__)
@@ -33,15 +47,29 @@ class Switch(Protocol):
 class Calls(Protocol):
     def monitor_target(self, call_id: str) -> tuple[str, str, tuple[str, ...]]: ...
 
+    def call_of_leg(self, leg_id: str) -> str | None: ...
+
+    def find(self, call_id: str) -> Call | None: ...
+
+
+class TakeOver(Protocol):
+    """The call's side of a take-over (services/call_control.py)."""
+
+    async def take_over(self, call_id: str, agent_leg_id: str, supervisor_leg_id: str, device: str,
+                        monitor_id: str, first: Sequence[c.Command], bridge: bool) -> None: ...
+
 
 def is_monitor_leg(leg_id: str) -> bool:
     return leg_id.startswith(ID_PREFIX)
 
 
 class MonitorService:
-    def __init__(self, switch: Switch, calls: Calls) -> None:
+    def __init__(self, switch: Switch, calls: Calls, control: TakeOver,
+                 feed: Publish | None = None) -> None:
         self._switch = switch
         self._calls = calls
+        self._control = control
+        self._feed = feed
         self._monitors: dict[str, Monitor] = {}
         self._lock = asyncio.Lock()
         self._queue: asyncio.Queue[e.Event] = asyncio.Queue()
@@ -54,6 +82,11 @@ class MonitorService:
         only, so it must not reach the call service."""
         leg_id = e.leg_of(event)
         if leg_id is None:
+            return False
+        if is_monitor_leg(leg_id) and self._calls.call_of_leg(leg_id) is not None:
+            # A supervisor's leg a call took over: the call's; this service only hears its end.
+            if isinstance(event, e.LegHungUp):
+                self._enqueue(event)
             return False
         if is_monitor_leg(leg_id) or (isinstance(event, e.LegArrived) and event.args[:1] == (ARGS_TAG,)):
             self._enqueue(event)
@@ -91,6 +124,15 @@ class MonitorService:
                 await self._run(c.Hangup(leg_id))
             elif leg_id == monitor.supervisor_leg_id:
                 await self._run(*monitor.supervisor_up())
+                if monitor.takeover_due:
+                    try:
+                        await self._take_over(monitor)
+                    except ControllerError as exc:
+                        log.warning("monitor %s: take-over refused (%s); the supervisor is hung up",
+                                    monitor.id, exc.detail)
+                        await self._end(monitor)
+                        return
+                self._tell("monitor.changed", monitor)
             else:
                 await self._run(*monitor.snoop_arrived(leg_id))
         elif isinstance(event, e.LegHungUp) and monitor is not None and leg_id in (
@@ -121,13 +163,33 @@ class MonitorService:
                 self._monitors.pop(monitor.id, None)
                 raise
         log.info("monitor %s: %s dialed to %s call %s", monitor.id, device, mode.value, call_id)
+        self._tell("monitor.started", monitor)
         return monitor
 
     async def switch_mode(self, monitor_id: str, mode: MonitorMode) -> Monitor:
+        """Switch mode (Conflict away from takeover). To takeover with the supervisor up: the
+        call's side is done first, and a refusal there (the agent has just left, say) leaves
+        the session as it was."""
         async with self._lock:
             monitor = self.get(monitor_id)
+            before = monitor.mode
             await self._run(*monitor.switch_mode(mode))
+            if monitor.takeover_due:
+                try:
+                    await self._take_over(monitor)
+                except ControllerError:
+                    monitor.mode = before
+                    raise
+        if monitor.mode is not before:
+            self._tell("monitor.changed", monitor)
         return monitor
+
+    async def _take_over(self, monitor: Monitor) -> None:
+        await self._control.take_over(monitor.call_id, monitor.agent_leg_id, monitor.supervisor_leg_id,
+                                      monitor.device, monitor.id, first=monitor.leave_for_takeover(),
+                                      bridge=not monitor.supervisor_in_call_bridge)
+        await self._run(*monitor.taken_over())
+        log.info("monitor %s: the supervisor took call %s over", monitor.id, monitor.call_id)
 
     async def stop(self, monitor_id: str) -> Monitor:
         async with self._lock:
@@ -145,15 +207,20 @@ class MonitorService:
                     await self._end(monitor)
             owned = {leg for m in self._monitors.values() for leg in (m.supervisor_leg_id, m.snoop_leg_id)}
             owned_bridges = {m.bridge_id for m in self._monitors.values()}
-            await self._run(*(c.Hangup(leg) for leg in present if is_monitor_leg(leg) and leg not in owned))
+            await self._run(*(c.Hangup(leg) for leg in present if is_monitor_leg(leg) and leg not in owned
+                              and self._calls.call_of_leg(leg) is None))  # a taken-over leg is a call's
             await self._run(*(c.DestroyBridge(b) for b in bridge_ids
                               if is_monitor_leg(b) and b not in owned_bridges))
 
     async def close(self) -> None:
-        """End every session (a session does not outlive the process that holds it)."""
+        """End every session (a session does not outlive the process that holds it); a taken-over
+        supervisor's leg is the call's, and stays with the call for the next run to adopt."""
         async with self._lock:
             for monitor in list(self._monitors.values()):
-                await self._end(monitor)
+                if monitor.handed_over:
+                    self._monitors.pop(monitor.id, None)
+                else:
+                    await self._end(monitor)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -161,8 +228,22 @@ class MonitorService:
     # ---- carrying out -----------------------------------------------------------------------
 
     async def _end(self, monitor: Monitor) -> None:
-        self._monitors.pop(monitor.id, None)
+        known = self._monitors.pop(monitor.id, None) is not None
         await self._run(*monitor.end())
+        if known:
+            self._tell("monitor.ended", monitor)
+
+    def _tell(self, kind: str, monitor: Monitor) -> None:
+        if self._feed is None:
+            return
+        call = self._calls.find(monitor.call_id)
+        agent = call.data.get("agent_id") if call is not None else None
+        queue = call.data.get("queue") if call is not None else None
+        data = {"monitor_id": monitor.id, "call_id": monitor.call_id, "device": monitor.device,
+                "mode": monitor.mode.value, "state": monitor.state.value, "agent_id": agent, "queue": queue}
+        # No agent named: an agent key must not learn that it is being listened to.
+        self._feed(FeedEvent(Topic.MONITORS, kind, data, call_id=monitor.call_id,
+                             queues=(queue,) if queue else ()))
 
     async def _run(self, *commands: c.Command) -> None:
         for command in commands:

@@ -10,6 +10,10 @@ are handled in order with the call's other events), and executes the commands it
 
 - Waiting: music on hold of the queue's class. Every ``announce_every_s`` the music stops, the
   position and estimated wait play (engines/queue_wait.py), and the music starts again.
+- Moved by a supervisor (``QueueMoved``): the caller waits in the new queue, with its music on
+  hold and exit key; the call data say where it waits (``queue``), where it came from
+  (``queue_moved_from``), when it first joined a queue (``queue_first_entered_at``, kept across
+  moves) and the agent it waits for (``queue_target_agent``, while it has one).
 - Overflow to ``queue``: the caller joins that queue (its wait starts again; at most
   ``MAX_QUEUE_HOPS`` overflows per call, then it is hung up, so two queues sending callers to
   each other cannot loop); to ``flow``: that flow runs on the caller from its start; to
@@ -146,6 +150,15 @@ class QueueCaller:
             return None
         return e.QueueAnnouncementDue(waiting.leg_id, datetime.now(UTC), queue, position, eta_s)
 
+    def moved(self, call_id: str, queue: str, from_queue: str, agent_id: str,
+              entered_at: datetime) -> e.QueueMoved | None:
+        waiting = self.waiting.get(call_id)
+        callback = self.callbacks.get(call_id)
+        leg_id = waiting.leg_id if waiting is not None else callback.leg_id if callback is not None else None
+        if leg_id is None:
+            return None
+        return e.QueueMoved(leg_id, datetime.now(UTC), queue, from_queue, agent_id, entered_at.isoformat())
+
     def overflowed(self, call_id: str, reason: str, queue: str,
                    destination: Any) -> e.QueueOverflowed | None:
         waiting = self.waiting.get(call_id)
@@ -160,6 +173,10 @@ class QueueCaller:
         """Commands for an event of a call whose caller waits in a queue (else none)."""
         call = session.call
         callback = self.callbacks.get(call.id)
+        if callback is not None and isinstance(event, e.QueueMoved) and event.leg_id == callback.leg_id:
+            callback.queue = event.queue  # nobody on the line yet: only where it waits changes
+            _note_move(session, event)
+            return ()
         if callback is not None and isinstance(event, e.LegHungUp) and event.leg_id == callback.agent_leg:
             # The agent hung up while the caller's number was being dialed: stop dialing.
             del self.callbacks[call.id]
@@ -185,6 +202,8 @@ class QueueCaller:
                 return (c.StopMusicOnHold(waiting.leg_id), c.Play(waiting.leg_id, waiting.playback_id, media))
             case e.QueueOverflowed():
                 return await self._overflowed(session, waiting, event)
+            case e.QueueMoved():
+                return self._moved(session, waiting, event)
             case e.DtmfReceived() if not waiting.leaving:
                 config = self.configs(waiting.queue)
                 if config is None or config.exit_key is None or event.digit != config.exit_key:
@@ -200,6 +219,20 @@ class QueueCaller:
         if waiting is None or waiting.playback_id is None:
             return ()
         return (c.StopPlayback(waiting.playback_id),)
+
+    def _moved(self, session: Session, waiting: Waiting, event: e.QueueMoved) -> tuple[c.Command, ...]:
+        """The caller waits in another queue now (or for one agent): that queue's music."""
+        _note_move(session, event)
+        session.queued = event.queue
+        waiting.queue = event.queue
+        config = self.configs(event.queue)
+        moh = config.moh_class if config is not None else waiting.moh_class
+        if moh == waiting.moh_class:
+            return ()
+        waiting.moh_class = moh
+        if waiting.playback_id is not None or waiting.leaving:
+            return ()  # the new music starts when the announcement ends
+        return (c.StopMusicOnHold(waiting.leg_id), c.StartMusicOnHold(waiting.leg_id, moh))
 
     # ---- leaving the queue ------------------------------------------------------------------
 
@@ -340,3 +373,16 @@ class QueueCaller:
         """Forget what is left of a call that ended."""
         self.waiting.pop(call_id, None)
         self.callbacks.pop(call_id, None)
+
+
+def _note_move(session: Session, event: e.QueueMoved) -> None:
+    """Where the caller waits, in the call data (which the records and the API show)."""
+    data = session.call.data
+    data["queue"] = event.queue
+    if event.queue != event.from_queue:
+        data.setdefault("queue_first_entered_at", event.entered_at)
+        data["queue_moved_from"] = event.from_queue
+    if event.agent_id:
+        data["queue_target_agent"] = event.agent_id
+    else:
+        data.pop("queue_target_agent", None)

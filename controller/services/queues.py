@@ -1,21 +1,26 @@
 """Queues: where callers wait for agents, how agents are picked, and who the members are.
 
 Writes are validated here: the strategy is one of ``Strategy``, limits are in range, each rule
-is a ``QueueRule``, every member is a live agent (checked in the same transaction that writes
-the members, with the agents locked so none is deleted meanwhile), the overflow destination
-names an existing queue (not this one) or live flow, or a mailbox, and the whole is accepted by
-``QueueConfig`` itself (``to_domain``), so every stored queue can be loaded by the ACD. A queue
-cannot be deleted while another queue overflows to it.
+is a ``QueueRule``, every agent member is a live agent (checked in the same transaction that
+writes the members, with the agents locked so none is deleted meanwhile), every group member is
+a group name (a group with no agent is accepted, and reported in ``QueueView.membership``), no
+agent or group is listed twice, the overflow destination names an existing queue (not this one)
+or live flow, or a mailbox, and the whole is accepted by ``QueueConfig`` itself
+(``queue_to_domain``), so every stored queue can be loaded by the ACD. A queue cannot be deleted
+while another queue overflows to it.
 
-``all_configs`` is what the live ACD loads: every agent and every queue, read in one snapshot.
-After every successful write, ``on_change`` (when given) is awaited, so the ACD reloads.
+``all_configs`` is what the live ACD loads: every agent and every queue, read in one snapshot,
+with each queue's groups resolved into agents (engines/membership.py). After every successful
+write, ``on_change`` (when given) is awaited, so the ACD reloads; the agents' service does the
+same, so a change to an agent's groups changes the queues it is a member of at once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -27,15 +32,18 @@ from controller.domain.agents import (
     Agent,
     DestinationKind,
     ExitAction,
+    MemberKind,
     QueueConfig,
     QueueDestination,
+    QueueMember,
     QueueRule,
     Strategy,
 )
 from controller.domain.errors import Conflict, ControllerError, NotFound
+from controller.engines.membership import Membership, resolve
 from controller.services.agents import LABEL_PATTERN, OnChange, agent_to_domain, check_id
 from controller.storage import acd as store
-from controller.storage.acd import QueueRecord
+from controller.storage.acd import AgentRecord, QueueRecord
 from controller.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,9 @@ MAX_MEMBERS = 1000
 MAX_RULES = 20
 MOH_CLASS_PATTERN = LABEL_PATTERN
 _MOH_CLASS = re.compile(MOH_CLASS_PATTERN[1:-1])
+# Group names, as agents' groups are written (services/agents.py).
+GROUP_PATTERN = LABEL_PATTERN
+_GROUP = re.compile(GROUP_PATTERN[1:-1])
 ANNOUNCE_EVERY_MAX = 3600
 # Mailboxes a queue sends callers to: the same alphabet as flow names (no separators, no spaces).
 MAILBOX_PATTERN = LABEL_PATTERN
@@ -73,7 +84,9 @@ class QueueSpec:
     """What a client says about a queue; the defaults are QueueConfig's."""
 
     strategy: str = Strategy.LONGEST_IDLE.value
-    members: tuple[tuple[str, int], ...] = ()  # (agent_id, penalty), in member order
+    # Agents and groups, in member order; a plain (agent_id, penalty) pair is an agent (and is
+    # made a QueueMember when the spec is built).
+    members: tuple[QueueMember | tuple[str, int], ...] = ()
     ring_timeout_s: int = 20
     wrap_up_s: int = 0
     max_misses_before_pause: int = 3
@@ -91,6 +104,25 @@ class QueueSpec:
     exit_action: str | None = None
     exit_mailbox: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(
+            QueueMember.agent(*m) if isinstance(m, tuple) and len(m) == 2 else m for m in self.members))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """A stored queue with the agents its members come to now (groups resolved)."""
+
+    record: QueueRecord
+    membership: Membership
+
+
+GroupsOf = Mapping[str, Iterable[str]]  # agent id -> its groups, for every live agent
+
+
+def groups_of(agents: Iterable[AgentRecord]) -> dict[str, tuple[str, ...]]:
+    return {agent.id: agent.groups for agent in agents}
+
 
 def destination(overflow: dict[str, str]) -> QueueDestination:
     """A stored overflow object as the domain's destination."""
@@ -99,9 +131,12 @@ def destination(overflow: dict[str, str]) -> QueueDestination:
     return QueueDestination(DestinationKind(action), overflow.get(field_name, "") if field_name else "")
 
 
-def queue_to_domain(record: QueueRecord) -> QueueConfig:
+def queue_to_domain(record: QueueRecord, groups: GroupsOf | None = None) -> QueueConfig:
+    """The queue as the ACD takes it: its members resolved into agents with ``groups`` (every
+    live agent's groups; without it, groups come to no agent)."""
+    membership = resolve(record.members, groups or {})
     return QueueConfig(
-        name=record.name, strategy=Strategy(record.strategy), members=record.members,
+        name=record.name, strategy=Strategy(record.strategy), members=membership.pairs(),
         ring_timeout_s=record.ring_timeout_s, wrap_up_s=record.wrap_up_s,
         max_misses_before_pause=record.max_misses_before_pause,
         service_level_s=record.service_level_s, max_wait_s=record.max_wait_s,
@@ -120,43 +155,48 @@ class QueueService:
         self._db = db
         self.on_change = on_change
 
-    async def list(self) -> list[QueueRecord]:
+    async def list(self) -> list[QueueView]:
         async with self._db.connection() as conn:
-            return await store.list_queues(conn)
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            queues = await store.list_queues(conn)
+            groups = groups_of(await store.list_agents(conn))
+        return [QueueView(q, resolve(q.members, groups)) for q in queues]
 
-    async def get(self, name: str) -> QueueRecord:
+    async def get(self, name: str) -> QueueView:
         check_id(name, "queue name", InvalidQueue)
         async with self._db.connection() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             found = await store.get_queue(conn, name)
-        if found is None:
-            raise NotFound(f"no queue {name}")
-        return found
+            if found is None:
+                raise NotFound(f"no queue {name}")
+            return await _view(conn, found)
 
-    async def create(self, name: str, spec: QueueSpec) -> QueueRecord:
-        """A new queue; Conflict if the name is taken, InvalidQueue if a member is no agent."""
+    async def create(self, name: str, spec: QueueSpec) -> QueueView:
+        """A new queue; Conflict if the name is taken, InvalidQueue if an agent member is no agent."""
         record = _validated(name, spec)
         try:
             async with self._db.connection() as conn:
                 await _check_members(conn, record)
                 await _check_overflow(conn, record)
-                created = await store.insert_queue(conn, record)
+                created = await _view(conn, await store.insert_queue(conn, record))
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(f"queue {name} exists; PUT /v1/queues/{name} replaces it") from exc
-        log.info("queue created", extra={"queue": name, "members": len(record.members)})
+        _log_written("created", created)
         await self._changed()
         return created
 
-    async def update(self, name: str, spec: QueueSpec) -> QueueRecord:
+    async def update(self, name: str, spec: QueueSpec) -> QueueView:
         record = _validated(name, spec)
         async with self._db.connection() as conn:
             await _check_members(conn, record)
             await _check_overflow(conn, record)
             updated = await store.update_queue(conn, record)
-        if updated is None:
-            raise NotFound(f"no queue {name}")
-        log.info("queue updated", extra={"queue": name, "members": len(record.members)})
+            if updated is None:
+                raise NotFound(f"no queue {name}")
+            view = await _view(conn, updated)
+        _log_written("updated", view)
         await self._changed()
-        return updated
+        return view
 
     async def delete(self, name: str) -> None:
         check_id(name, "queue name", InvalidQueue)
@@ -172,26 +212,42 @@ class QueueService:
         await self._changed()
 
     @staticmethod
-    def to_domain(record: QueueRecord) -> QueueConfig:
-        return queue_to_domain(record)
+    def to_domain(view: QueueView) -> QueueConfig:
+        return replace(queue_to_domain(view.record), members=view.membership.pairs())
 
     async def all_configs(self) -> tuple[list[Agent], list[QueueConfig]]:
-        """Every live agent and every queue, from one snapshot, for the ACD to load."""
+        """Every live agent and every queue, from one snapshot, for the ACD to load; groups are
+        resolved into agents here, so the ACD only ever sees agents."""
         async with self._db.connection() as conn:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             agents = await store.list_agents(conn)
             queues = await store.list_queues(conn)
-        return [agent_to_domain(a) for a in agents], [queue_to_domain(q) for q in queues]
+        groups = groups_of(agents)
+        return [agent_to_domain(a) for a in agents], [queue_to_domain(q, groups) for q in queues]
 
     async def _changed(self) -> None:
         if self.on_change is not None:
             await self.on_change()
 
 
+async def _view(conn: psycopg.AsyncConnection, record: QueueRecord) -> QueueView:
+    """The queue with its members resolved against the agents as this transaction sees them."""
+    return QueueView(record, resolve(record.members, groups_of(await store.list_agents(conn))))
+
+
+def _log_written(what: str, view: QueueView) -> None:
+    record, membership = view.record, view.membership
+    log.info("queue %s", what, extra={"queue": record.name, "members": len(record.members),
+                                      "agents": len(membership.members)})
+    if membership.empty_groups:
+        log.warning("queue %s: no agent is in group(s) %s yet", record.name,
+                    ", ".join(membership.empty_groups), extra={"queue": record.name})
+
+
 async def _check_members(conn: psycopg.AsyncConnection, record: QueueRecord) -> None:
-    ids = [agent_id for agent_id, _ in record.members]
-    live = await store.live_agents_for_share(conn, ids)
-    for i, agent_id in enumerate(ids):
+    agents = [(i, m.name) for i, m in enumerate(record.members) if m.kind is MemberKind.AGENT]
+    live = await store.live_agents_for_share(conn, [agent_id for _, agent_id in agents])
+    for i, agent_id in agents:
         if agent_id not in live:
             raise InvalidQueue(f"members[{i}].agent_id: no agent {agent_id}")
 
@@ -285,6 +341,26 @@ def _rules(rules: object) -> tuple[dict[str, int], ...]:
     return tuple(out)
 
 
+def _members(members: object) -> tuple[QueueMember, ...]:
+    if not isinstance(members, (list, tuple)) or len(members) > MAX_MEMBERS:
+        raise InvalidQueue(f"members must be a list of at most {MAX_MEMBERS} members")
+    seen: set[tuple[MemberKind, str]] = set()
+    for i, member in enumerate(members):
+        if not isinstance(member, QueueMember):
+            raise InvalidQueue(f"members[{i}] must be an agent or a group")
+        if member.kind is MemberKind.AGENT:
+            check_id(member.name, f"members[{i}].agent_id", InvalidQueue)
+        elif not isinstance(member.name, str) or not _GROUP.fullmatch(member.name):
+            raise InvalidQueue(f"members[{i}].group must be 1 to 64 letters, digits, '_', '.' or '-'")
+        _int(member.penalty, f"members[{i}].penalty", 0, PENALTY_MAX)
+        if (member.kind, member.name) in seen:
+            field_name = "agent_id" if member.kind is MemberKind.AGENT else "group"
+            raise InvalidQueue(f"members[{i}].{field_name}: {member.kind.value} {member.name} is listed "
+                               "twice")
+        seen.add((member.kind, member.name))
+    return tuple(members)
+
+
 def _validated(name: str, spec: QueueSpec) -> QueueRecord:
     check_id(name, "queue name", InvalidQueue)
     try:
@@ -292,16 +368,7 @@ def _validated(name: str, spec: QueueSpec) -> QueueRecord:
     except ValueError as exc:
         choices = ", ".join(s.value for s in Strategy)
         raise InvalidQueue(f"strategy must be one of {choices}") from exc
-    members = tuple(spec.members)
-    if len(members) > MAX_MEMBERS:
-        raise InvalidQueue(f"members: at most {MAX_MEMBERS}")
-    seen: set[str] = set()
-    for i, (agent_id, penalty) in enumerate(members):
-        check_id(agent_id, f"members[{i}].agent_id", InvalidQueue)
-        _int(penalty, f"members[{i}].penalty", 0, PENALTY_MAX)
-        if agent_id in seen:
-            raise InvalidQueue(f"members[{i}].agent_id: agent {agent_id} is listed twice")
-        seen.add(agent_id)
+    members = _members(spec.members)
     if not isinstance(spec.moh_class, str) or not _MOH_CLASS.fullmatch(spec.moh_class):
         raise InvalidQueue("moh_class must be 1 to 64 letters, digits, '_', '.' or '-'")
     exit_key, exit_action, exit_mailbox = _exit(spec)

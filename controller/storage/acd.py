@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from controller.domain.agents import MemberKind, QueueMember
+
 # ---- agents -------------------------------------------------------------------------------
 
 
@@ -70,6 +72,7 @@ AGENT_FOR_UPDATE = "SELECT id FROM agents WHERE id = %s AND deleted_at IS NULL F
 
 DELETE_AGENT = "UPDATE agents SET deleted_at = now(), updated_at = now() WHERE id = %s"
 
+# Queues that list the agent by itself (a membership through a group does not hold the agent).
 QUEUES_OF_AGENT = "SELECT queue FROM queue_members WHERE agent_id = %s ORDER BY queue"
 
 
@@ -197,7 +200,7 @@ class QueueRecord:
     max_penalty: int | None
     rules: tuple[dict[str, int], ...]  # {after_wait_s, max_penalty?, min_skill_level?}
     moh_class: str
-    members: tuple[tuple[str, int], ...]  # (agent_id, penalty), in member order
+    members: tuple[QueueMember, ...]  # agents and groups, in member order
     created_at: datetime | None = None  # None until stored
     updated_at: datetime | None = None
     # What happens to a waiting caller (migration 0005).
@@ -214,7 +217,8 @@ class QueueRecord:
         return cls(row["name"], row["strategy"], row["ring_timeout_s"], row["wrap_up_s"],
                    row["max_misses_before_pause"], row["service_level_s"], row["max_wait_s"],
                    row["max_length"], row["max_penalty"], tuple(row["rules"]), row["moh_class"],
-                   tuple((agent_id, penalty) for agent_id, penalty in row["members"]),
+                   tuple(QueueMember(MemberKind(kind), name, penalty)
+                         for kind, name, penalty in row["members"]),
                    row["created_at"], row["updated_at"],
                    overflow=dict(row["overflow"]), join_when_empty=row["join_when_empty"],
                    leave_when_empty=row["leave_when_empty"], announce_every_s=row["announce_every_s"],
@@ -227,11 +231,15 @@ _QUEUE_COLUMNS = ("name, strategy, ring_timeout_s, wrap_up_s, max_misses_before_
                   "overflow, join_when_empty, leave_when_empty, announce_every_s, exit_key, "
                   "exit_action, exit_mailbox, created_at, updated_at")
 
-# A queue with its members as [[agent_id, penalty], ...] in member order.
+# A queue with its members as [[kind, agent id or group, penalty], ...] in member order.
 _QUEUE = f"""
 SELECT {_QUEUE_COLUMNS},
-       coalesce((SELECT jsonb_agg(jsonb_build_array(m.agent_id, m.penalty) ORDER BY m.position)
-                 FROM queue_members m WHERE m.queue = q.name), '[]') AS members
+       coalesce((SELECT jsonb_agg(jsonb_build_array(m.kind, m.name, m.penalty) ORDER BY m.position)
+                 FROM (SELECT 'agent' AS kind, agent_id AS name, penalty, position
+                       FROM queue_members WHERE queue = q.name
+                       UNION ALL
+                       SELECT 'group', group_name, penalty, position
+                       FROM queue_group_members WHERE queue = q.name) m), '[]') AS members
 FROM queues q
 """
 
@@ -282,8 +290,14 @@ SELECT name FROM queues WHERE overflow->>'action' = 'flow' AND overflow->>'flow'
 
 DELETE_MEMBERS = "DELETE FROM queue_members WHERE queue = %s"
 
+DELETE_GROUP_MEMBERS = "DELETE FROM queue_group_members WHERE queue = %s"
+
 INSERT_MEMBER = """
 INSERT INTO queue_members (queue, agent_id, penalty, position) VALUES (%s, %s, %s, %s)
+"""
+
+INSERT_GROUP_MEMBER = """
+INSERT INTO queue_group_members (queue, group_name, penalty, position) VALUES (%s, %s, %s, %s)
 """
 
 # The live agents among ``ids``, locked so none is deleted before the members are written.
@@ -323,10 +337,15 @@ async def live_agents_for_share(conn: psycopg.AsyncConnection, ids: list[str]) -
 
 async def _replace_members(conn: psycopg.AsyncConnection, record: QueueRecord) -> None:
     await conn.execute(DELETE_MEMBERS, (record.name,))
+    await conn.execute(DELETE_GROUP_MEMBERS, (record.name,))
+    rows: dict[MemberKind, list[tuple[str, str, int, int]]] = {MemberKind.AGENT: [], MemberKind.GROUP: []}
+    for position, member in enumerate(record.members):
+        rows[member.kind].append((record.name, member.name, member.penalty, position))
     async with conn.cursor() as cursor:
-        await cursor.executemany(INSERT_MEMBER, [
-            (record.name, agent_id, penalty, position)
-            for position, (agent_id, penalty) in enumerate(record.members)])
+        if rows[MemberKind.AGENT]:
+            await cursor.executemany(INSERT_MEMBER, rows[MemberKind.AGENT])
+        if rows[MemberKind.GROUP]:
+            await cursor.executemany(INSERT_GROUP_MEMBER, rows[MemberKind.GROUP])
 
 
 async def insert_queue(conn: psycopg.AsyncConnection, record: QueueRecord) -> QueueRecord:

@@ -26,11 +26,13 @@ class ApiKey:
     revoked_at: datetime | None
     last_used_at: datetime | None
     agent_id: str | None = None  # the agent an agent key acts for
+    queues: tuple[str, ...] = ()  # the queues a supervisor key oversees (empty: all)
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> ApiKey:
         return cls(row["id"], row["name"], Role(row["role"]), row["prefix"], row["created_at"],
-                   row["created_by"], row["revoked_at"], row["last_used_at"], row["agent_id"])
+                   row["created_by"], row["revoked_at"], row["last_used_at"], row["agent_id"],
+                   tuple(row["queues"] or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +41,16 @@ class StoredKey:
     secret_hash: bytes
 
 
-_COLUMNS = "id, name, role, prefix, created_at, created_by, revoked_at, last_used_at, agent_id"
+_COLUMNS = "id, name, role, prefix, created_at, created_by, revoked_at, last_used_at, agent_id, queues"
 
 INSERT = f"""
-INSERT INTO api_keys (id, name, role, prefix, secret_hash, created_by, agent_id)
-VALUES (%(id)s, %(name)s, %(role)s, %(prefix)s, %(secret_hash)s, %(created_by)s, %(agent_id)s)
+INSERT INTO api_keys (id, name, role, prefix, secret_hash, created_by, agent_id, queues)
+VALUES (%(id)s, %(name)s, %(role)s, %(prefix)s, %(secret_hash)s, %(created_by)s, %(agent_id)s, %(queues)s)
 RETURNING {_COLUMNS}
 """
+
+# Which of the named queues exist (a supervisor key may be limited to existing queues only).
+EXISTING_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s)"
 
 LIST = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
 
@@ -69,10 +74,11 @@ WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - %(every)s)
 
 async def insert(conn: psycopg.AsyncConnection, *, key_id: UUID, name: str, role: Role,
                  prefix: str, secret_hash: bytes, created_by: UUID | None,
-                 agent_id: str | None = None) -> ApiKey:
+                 agent_id: str | None = None, queues: tuple[str, ...] = ()) -> ApiKey:
     cursor = await conn.execute(INSERT, {
         "id": key_id, "name": name, "role": role.value, "prefix": prefix,
         "secret_hash": secret_hash, "created_by": created_by, "agent_id": agent_id,
+        "queues": list(queues),
     })
     row = await cursor.fetchone()
     assert row is not None
@@ -104,3 +110,8 @@ async def revoke(conn: psycopg.AsyncConnection, key_id: UUID) -> ApiKey | None:
 
 async def touch(conn: psycopg.AsyncConnection, key_id: UUID, every: timedelta) -> None:
     await conn.execute(TOUCH, {"id": key_id, "every": every})
+
+
+async def existing_queues(conn: psycopg.AsyncConnection, names: tuple[str, ...]) -> set[str]:
+    cursor = await conn.execute(EXISTING_QUEUES, (list(names),))
+    return {row["name"] for row in await cursor.fetchall()}

@@ -29,9 +29,11 @@ async def runtime(migrated_database: str) -> AsyncIterator[Runtime]:
     await runtime.db.open()
     await runtime.records.start()
     await runtime.live.start()
+    await runtime.feed.start()
     await runtime.acd.start()
     yield runtime
     await runtime.acd.close()
+    await runtime.feed.close()
     await runtime.records.close()
     await runtime.live.close()
     await runtime.db.close()

@@ -11,6 +11,7 @@ from controller.domain.agents import (
     ExitAction,
     QueueConfig,
     QueueDestination,
+    QueueMember,
     QueueRule,
     Strategy,
 )
@@ -273,3 +274,87 @@ async def test_the_service_checks_caller_settings(runtime: Runtime, case: str) -
         await runtime.queues.create(unique("svc"), spec)
     assert getattr(raised.value, "code", None) == "invalid-queue"
     assert str(raised.value).startswith(field)
+
+
+# --- groups as members ---------------------------------------------------------------------
+
+
+async def test_groups_as_members_resolve_into_agents_and_follow_agent_changes(
+        client: httpx.AsyncClient, admin_key: str, runtime: Runtime) -> None:
+    group, other, nobody = unique("Sales"), unique("night"), unique("empty")
+    ann = await make_agent(client, admin_key, groups=[group])
+    bob = await make_agent(client, admin_key, groups=[group, other])
+    cid = await make_agent(client, admin_key, groups=[])
+    name = unique("grouped")
+    created = await client.post("/v1/queues", headers=bearer(admin_key), json={
+        "name": name, "strategy": "linear",
+        "members": [{"agent_id": ann, "penalty": 3}, {"group": group, "penalty": 1},
+                    {"group": other}, {"group": nobody, "penalty": 2}]})
+    assert created.status_code == 201, created.text
+    out = created.json()
+    assert out["members"] == [{"agent_id": ann, "penalty": 3}, {"group": group, "penalty": 1},
+                              {"group": other, "penalty": 0}, {"group": nobody, "penalty": 2}]
+    # ann is listed by herself (her entry wins over her group's better penalty); bob gets the
+    # lowest penalty of his two groups, in that group's place; nobody is in the last group.
+    assert out["resolved_members"] == [{"agent_id": ann, "penalty": 3, "group": None},
+                                       {"agent_id": bob, "penalty": 0, "group": other}]
+    assert out["empty_groups"] == [nobody]
+    assert runtime.acd.state.queues[name].members == ((ann, 3), (bob, 0))
+
+    # cid joins the group: a member at once, in the group's place, the queue untouched.
+    joined = await client.put(f"/v1/agents/{cid}", headers=bearer(admin_key), json={
+        "name": "Cid", "device": "PJSIP/1003", "groups": [group]})
+    assert joined.status_code == 200, joined.text
+    assert runtime.acd.state.queues[name].members == ((ann, 3), (cid, 1), (bob, 0))
+    got = (await client.get(f"/v1/queues/{name}", headers=bearer(admin_key))).json()
+    assert got["resolved_members"][1] == {"agent_id": cid, "penalty": 1, "group": group}
+    listed = next(q for q in (await client.get("/v1/queues", headers=bearer(admin_key))).json()
+                  if q["name"] == name)
+    assert listed["resolved_members"] == got["resolved_members"]
+
+    # An agent who is a member only through a group may be deleted: it leaves the queue.
+    assert (await client.delete(f"/v1/agents/{bob}", headers=bearer(admin_key))).status_code == 204
+    assert runtime.acd.state.queues[name].members == ((ann, 3), (cid, 1))
+    refused = await client.delete(f"/v1/agents/{ann}", headers=bearer(admin_key))
+    assert refused.status_code == 409 and name in refused.json()["detail"]
+
+    # The group's agents are offered calls like any member (the ACD only ever sees agents).
+    assert (await client.post(f"/v1/agents/{cid}/login", headers=bearer(admin_key))).status_code == 200
+    assert runtime.acd.agent(cid).state.value == "available"
+    assert (await client.post(f"/v1/agents/{cid}/logout", headers=bearer(admin_key))).status_code == 200
+    assert (await client.delete(f"/v1/queues/{name}", headers=bearer(admin_key))).status_code == 204
+
+
+GROUP_INVALID = {
+    "bad group name": ({"members": [{"group": "a b"}]}, "group"),
+    "both an agent and a group": ({"members": [{"group": "sales", "agent_id": "x"}]}, "agent_id"),
+    "neither": ({"members": [{"penalty": 1}]}, "agent_id"),
+    "negative group penalty": ({"members": [{"group": "sales", "penalty": -1}]}, "penalty"),
+}
+
+
+@pytest.mark.parametrize("case", list(GROUP_INVALID))
+async def test_invalid_group_members_are_422(client: httpx.AsyncClient, admin_key: str, case: str) -> None:
+    fields, field = GROUP_INVALID[case]
+    response = await client.post("/v1/queues", headers=bearer(admin_key),
+                                 json={"name": unique("bad"), **fields})
+    assert response.status_code == 422, response.text
+    assert response.json()["type"].endswith("/validation-error")
+    assert field in response.json()["detail"]
+
+
+async def test_a_group_listed_twice_is_refused(client: httpx.AsyncClient, admin_key: str,
+                                              runtime: Runtime) -> None:
+    twice = await client.post("/v1/queues", headers=bearer(admin_key), json={
+        "name": unique("q"), "members": [{"group": "sales"}, {"group": "sales", "penalty": 1}]})
+    assert twice.status_code == 422
+    assert twice.json()["detail"].startswith("members[1].group: group sales is listed twice")
+    with pytest.raises(Exception) as raised:
+        await runtime.queues.create(unique("svc"), QueueSpec(members=(QueueMember.group("a b"),)))
+    assert str(raised.value).startswith("members[0].group")
+    # A group nobody is in yet is accepted, and reported.
+    name = unique("q")
+    same = await client.post("/v1/queues", headers=bearer(admin_key), json={
+        "name": name, "members": [{"group": "shared"}]})
+    assert same.status_code == 201 and same.json()["empty_groups"] == ["shared"]
+    assert (await client.delete(f"/v1/queues/{name}", headers=bearer(admin_key))).status_code == 204

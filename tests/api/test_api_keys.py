@@ -34,7 +34,7 @@ async def test_create_list_revoke_round_trip(client: httpx.AsyncClient, admin_ke
     me = await client.get("/v1/me", headers=bearer(plaintext))
     assert me.status_code == 200
     assert me.json() == {"key_id": key_id, "name": "crm integration", "role": "integration",
-                         "agent_id": None}
+                         "agent_id": None, "queues": []}
 
     listed = await client.get("/v1/api-keys", headers=bearer(admin_key))
     assert listed.status_code == 200
@@ -143,3 +143,47 @@ async def test_keys_made_through_the_api_name_their_creator(
     created = await client.post("/v1/api-keys", headers=bearer(admin_key),
                                 json={"name": "child", "role": "agent"})
     assert created.json()["created_by"] == str(admin.key_id)
+
+
+async def test_a_supervisor_key_may_be_limited_to_existing_queues(
+        client: httpx.AsyncClient, runtime: Runtime, admin_key: str) -> None:
+    for name in ("scope-sales", "scope-support"):
+        made = await client.post("/v1/queues", headers=bearer(admin_key),
+                                 json={"name": name, "strategy": "linear"})
+        assert made.status_code == 201, made.text
+    created = await client.post("/v1/api-keys", headers=bearer(admin_key), json={
+        "name": "sales lead", "role": "supervisor",
+        "queues": ["scope-support", "scope-sales", "scope-sales"]})
+    assert created.status_code == 201, created.text
+    assert created.json()["queues"] == ["scope-sales", "scope-support"]  # sorted, once each
+    plaintext = created.json()["key"]
+    me = (await client.get("/v1/me", headers=bearer(plaintext))).json()
+    assert (me["role"], me["queues"]) == ("supervisor", ["scope-sales", "scope-support"])
+    principal = await runtime.api_keys.authenticate(plaintext)
+    assert principal.queue_scope == ("scope-sales", "scope-support")
+    listed = (await client.get("/v1/api-keys", headers=bearer(admin_key))).json()
+    entry = next(k for k in listed if k["id"] == created.json()["id"])
+    assert entry["queues"] == ["scope-sales", "scope-support"]
+
+    # Absent or empty: the whole floor.
+    floor = await client.post("/v1/api-keys", headers=bearer(admin_key),
+                              json={"name": "floor", "role": "supervisor", "queues": []})
+    assert floor.status_code == 201 and floor.json()["queues"] == []
+    assert (await runtime.api_keys.authenticate(floor.json()["key"])).queue_scope is None
+
+    # Only supervisor keys, only existing queues, only queue names.
+    for body in ({"name": "x", "role": "agent", "queues": ["scope-sales"]},
+                 {"name": "x", "role": "admin", "queues": ["scope-sales"]},
+                 {"name": "x", "role": "supervisor", "queues": ["scope-nowhere"]},
+                 {"name": "x", "role": "supervisor", "queues": ["Bad Queue"]},
+                 {"name": "x", "role": "supervisor", "queues": "scope-sales"},
+                 {"name": "x", "role": "supervisor", "queues": [f"q{n}" for n in range(101)]}):
+        refused = await client.post("/v1/api-keys", headers=bearer(admin_key), json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.headers["content-type"] == PROBLEM_JSON
+    unknown = await client.post("/v1/api-keys", headers=bearer(admin_key),
+                                json={"name": "x", "role": "supervisor", "queues": ["scope-nowhere"]})
+    assert "scope-nowhere" in unknown.json()["detail"]
+    async with runtime.db.connection() as conn:
+        cursor = await conn.execute("SELECT count(*) AS n FROM api_keys WHERE name = 'x'")
+        assert (await cursor.fetchone())["n"] == 0  # nothing half-written

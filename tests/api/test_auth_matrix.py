@@ -2,21 +2,29 @@
 
 ROUTE_ROLES must name every (method, path) the app serves under /v1: a new route without an
 entry fails ``test_table_covers_every_route``, so nobody ships a route without deciding who
-may call it.
+may call it. WebSocket routes have their own table, WEBSOCKET_ROLES, checked over a real socket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import httpx
 import pytest
+import websockets
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette.routing import WebSocketRoute
+from websockets.asyncio.client import connect
 
+from controller.bootstrap import Runtime
 from controller.domain.access import Role
 from tests.api.conftest import bearer
+from tests.serving import serving
 
 ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
@@ -83,6 +91,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/calls/{call_id}/dtmf"): CALL_ACTORS,
     ("POST", "/v1/calls/{call_id}/disposition"): CALL_ACTORS,
     ("POST", "/v1/calls/{call_id}/monitor"): WRITERS,
+    # Supervisors move waiting callers; these ids name no call, so allowed roles get 404.
+    ("POST", "/v1/calls/{call_id}/move"): WRITERS,
     ("GET", "/v1/monitors/{monitor_id}"): WRITERS,
     ("PATCH", "/v1/monitors/{monitor_id}"): WRITERS,
     ("DELETE", "/v1/monitors/{monitor_id}"): WRITERS,
@@ -98,15 +108,76 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/queues/{name}"): READERS,
     ("PUT", "/v1/queues/{name}"): WRITERS,
     ("DELETE", "/v1/queues/{name}"): WRITERS,
-    # Recordings: keys carry no agent identity yet, so agents get none (not even their own).
-    ("POST", "/v1/calls/{call_id}/recording"): READERS,
-    ("GET", "/v1/recordings"): READERS,
-    ("GET", "/v1/recordings/{recording_id}"): READERS,
-    ("GET", "/v1/recordings/{recording_id}/audio"): WRITERS,
+    # Recordings: an agent key controls the recording of its own agent's calls and finds and
+    # hears only recordings its agent took part in; a supervisor key made with queues only those
+    # of calls in its queues (deletion too). Others are 404 to them (these ids name nothing, so
+    # every allowed role gets 404 here): tests/api/test_recordings.py and
+    # tests/integration/test_recordings.py. Integrations search and control but never listen.
+    ("POST", "/v1/calls/{call_id}/recording"): CALL_ACTORS,
+    ("GET", "/v1/recordings"): CALL_ACTORS,
+    ("GET", "/v1/recordings/{recording_id}"): CALL_ACTORS,
+    ("GET", "/v1/recordings/{recording_id}/audio"): WRITERS | {Role.AGENT},
     ("DELETE", "/v1/recordings/{recording_id}"): WRITERS,
     ("GET", "/v1/recording-policies"): READERS,
     ("PUT", "/v1/recording-policies/{scope}/{name}"): WRITERS,
     ("DELETE", "/v1/recording-policies/{scope}/{name}"): WRITERS,
+    # Outbound campaigns and do-not-call lists: admins and supervisors write, integrations read.
+    ("GET", "/v1/campaigns"): READERS,
+    ("POST", "/v1/campaigns"): WRITERS,
+    ("GET", "/v1/campaigns/{campaign_id}"): READERS,
+    ("PUT", "/v1/campaigns/{campaign_id}"): WRITERS,
+    ("DELETE", "/v1/campaigns/{campaign_id}"): WRITERS,
+    ("POST", "/v1/campaigns/{campaign_id}/start"): WRITERS,
+    ("POST", "/v1/campaigns/{campaign_id}/pause"): WRITERS,
+    ("POST", "/v1/campaigns/{campaign_id}/stop"): WRITERS,
+    ("POST", "/v1/campaigns/{campaign_id}/contacts"): WRITERS,
+    ("GET", "/v1/campaigns/{campaign_id}/contacts"): READERS,
+    ("GET", "/v1/campaigns/{campaign_id}/contacts/export"): READERS,
+    ("GET", "/v1/campaigns/{campaign_id}/contacts/{contact_id}"): READERS,
+    ("POST", "/v1/campaigns/{campaign_id}/contacts/{contact_id}/callback"): WRITERS,
+    ("GET", "/v1/campaigns/{campaign_id}/imports"): READERS,
+    ("GET", "/v1/campaigns/{campaign_id}/imports/{import_id}"): READERS,
+    ("GET", "/v1/campaigns/{campaign_id}/hopper"): READERS,
+    ("GET", "/v1/dnc"): READERS,
+    ("POST", "/v1/dnc"): WRITERS,
+    ("POST", "/v1/dnc/import"): WRITERS,
+    ("DELETE", "/v1/dnc"): WRITERS,
+    # Workforce math: a computation, and a forecast from the call history.
+    ("POST", "/v1/staffing"): READERS,
+    ("GET", "/v1/staffing/forecast"): READERS,
+    # Webhooks send the floor's events to a URL of the key's choosing: admins only.
+    ("GET", "/v1/webhooks"): ADMIN,
+    ("POST", "/v1/webhooks"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("PUT", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): ADMIN,
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): ADMIN,
+    ("GET", "/v1/alarms"): READERS,
+    ("GET", "/v1/alarms/{alarm_id}"): READERS,
+    ("POST", "/v1/alarms/{alarm_id}/ack"): WRITERS,
+    ("GET", "/v1/alarm-rules/system"): READERS,
+    ("PUT", "/v1/alarm-rules/system"): WRITERS,
+    ("GET", "/v1/alarm-rules/queues"): READERS,
+    ("GET", "/v1/alarm-rules/queues/{queue}"): READERS,
+    ("PUT", "/v1/alarm-rules/queues/{queue}"): WRITERS,
+    ("DELETE", "/v1/alarm-rules/queues/{queue}"): WRITERS,
+    # The event feed as Server-Sent Events: any role, scoped per entry (an agent key to its own
+    # agent, and only when linked to one: tests/api/test_events.py).
+    ("GET", "/v1/events"): ALL,
+}
+
+# Routes whose answer is an endless stream get a query that is refused once the key is checked,
+# so an allowed role is seen to get past authorization without opening the stream.
+QUERIES: dict[tuple[str, str], str] = {
+    ("GET", "/v1/events"): "topics=no-such-topic",
+}
+
+# WebSocket routes under /v1, and who may open them (the same feed as GET /v1/events).
+WEBSOCKET_ROLES: dict[str, frozenset[Role]] = {
+    "/v1/events": ALL,
 }
 
 # A valid body for each route that takes one, so an allowed role gets past validation.
@@ -134,6 +205,18 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/v1/recording-policies/{scope}/{name}"): {"policy": "always"},
     ("POST", "/v1/calls/{call_id}/monitor"): {"device": "PJSIP/2001", "mode": "listen"},
     ("PATCH", "/v1/monitors/{monitor_id}"): {"mode": "whisper"},
+    ("POST", "/v1/campaigns"): {"id": "matrix", "name": "Matrix", "mode": "preview", "queue": "matrix"},
+    ("PUT", "/v1/campaigns/{campaign_id}"): {"name": "Matrix", "mode": "preview", "queue": "matrix"},
+    ("POST", "/v1/campaigns/{campaign_id}/contacts/{contact_id}/callback"): {"at": "2030-01-01T09:00:00Z"},
+    ("POST", "/v1/dnc"): {"number": "+12025550199", "reason": "matrix"},
+    ("POST", "/v1/calls/{call_id}/move"): {"queue": "matrix"},
+    ("POST", "/v1/staffing"): {"aht_s": 180, "intervals": [{"calls": 100}]},
+    # Disabled: nothing is ever sent to it.
+    ("POST", "/v1/webhooks"): {"url": "https://crm.example.com/matrix", "enabled": False},
+    ("PUT", "/v1/webhooks/{webhook_id}"): {"url": "https://crm.example.com/matrix", "enabled": False},
+    # A queue named like a uuid exists nowhere: 422 for the roles allowed.
+    ("PUT", "/v1/alarm-rules/queues/{queue}"): {"callers_waiting": {"raise_at": 3}},
+    ("PUT", "/v1/alarm-rules/system"): {"pbx_link_down": True},
 }
 
 
@@ -156,7 +239,9 @@ def concrete(path: str) -> str:
 async def call(client: httpx.AsyncClient, method: str, path: str,
                headers: dict[str, str]) -> httpx.Response:
     body = BODIES.get((method, path))
-    return await client.request(method, concrete(path), headers=headers, json=body)
+    query = QUERIES.get((method, path))
+    url = concrete(path) + (f"?{query}" if query else "")
+    return await client.request(method, url, headers=headers, json=body)
 
 
 async def test_table_covers_every_route(app: FastAPI) -> None:
@@ -200,3 +285,54 @@ async def test_bad_credentials_are_401(client: httpx.AsyncClient, route: tuple[s
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# ---- WebSocket routes -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def socket_base(app: FastAPI) -> AsyncIterator[str]:
+    async with serving(app) as url:
+        yield url.replace("http", "ws", 1)
+
+
+async def test_websocket_table_covers_every_websocket_route(app: FastAPI) -> None:
+    served = {route.path for route in iter_route_contexts(app.routes)
+              if isinstance(route.original_route, WebSocketRoute) and str(route.path).startswith("/v1")}
+    assert served == set(WEBSOCKET_ROLES)
+
+
+async def first_message_or_close(url: str, headers: dict[str, str]) -> tuple[str, int | None, str]:
+    """(the first message's type, or "", and the close code and reason if the server closed)."""
+    async with connect(url, additional_headers=headers) as socket:
+        try:
+            message = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            return message["type"], None, ""
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return "", closed.rcvd.code, closed.rcvd.reason
+
+
+@pytest.mark.parametrize("path", sorted(WEBSOCKET_ROLES))
+@pytest.mark.parametrize("role", list(Role), ids=str)
+async def test_websocket_role(socket_base: str, keys: dict[Role, str], runtime: Runtime,
+                              client: httpx.AsyncClient, path: str, role: Role) -> None:
+    key = keys[role]
+    if role is Role.AGENT:  # an agent key follows its agent: make one linked to an agent
+        agent_id = f"matrix-ws-{uuid4().hex[:6]}"
+        made = await client.post("/v1/agents", headers=bearer(keys[Role.ADMIN]),
+                                 json={"id": agent_id, "name": agent_id, "device": "PJSIP/matrix"})
+        assert made.status_code == 201, made.text
+        _, key = await runtime.api_keys.create("matrix ws agent", Role.AGENT, None, agent_id)
+    kind, code, reason = await first_message_or_close(socket_base + path, bearer(key))
+    if role in WEBSOCKET_ROLES[path]:
+        assert kind == "feed.subscribed", reason
+    else:
+        assert (code, reason[:13]) == (1008, "403 forbidden")
+
+
+@pytest.mark.parametrize("path", sorted(WEBSOCKET_ROLES))
+@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
+async def test_websocket_bad_credentials_are_401(socket_base: str, path: str, credentials: str) -> None:
+    kind, code, reason = await first_message_or_close(socket_base + path, BAD_CREDENTIALS[credentials])
+    assert (kind, code) == ("", 1008) and reason.startswith("401 unauthorized"), reason

@@ -84,13 +84,19 @@ def live_server(migrated_database: str) -> Iterator[str]:
 # /readyz rightly answers 503 here (the switch is not started) and schemathesis counts every
 # 5xx as a server error; tests/integration covers it against the real services.
 NOT_READY_HERE = r"^/readyz$"
+# GET /v1/events answers an endless text/event-stream: a valid request never completes, so
+# every generated example would end in schemathesis' request timeout. Its refusals (401, 403,
+# 406, 422) and its stream are tested over a real socket in tests/api/test_events.py.
+ENDLESS_STREAM = r"^/v1/events$"
 
-# Flows, schedules, routes, prompts and queues are checked beyond what a JSON schema can say (a
-# flow's graph and the prompts it names, a schedule's timezone and hours, the flow a route
-# enters, the audio itself, the agents a queue lists), so a schema-valid write may rightly be
-# refused with 422 (or 413 when too big).
+# Flows, schedules, routes, prompts, queues, campaigns, do-not-call entries, webhooks and alarm
+# rules are checked beyond what a JSON schema can say (a flow's graph and the prompts it names, a
+# schedule's timezone and hours, the flow a route enters, the audio itself, the agents a queue
+# lists, a campaign's queue and zone, a phone number's validity, a CSV file's rows, a webhook
+# URL's host and address, the queue an alarm rule names and the order of its levels), so a
+# schema-valid write may rightly be refused with 422 (or 413 when too big).
 CHECKED_BEYOND_SCHEMA = {
-    "include-path-regex": r"^/v1/(flows|schedules|routes|prompts|queues)",
+    "include-path-regex": r"^/v1/(flows|schedules|routes|prompts|queues|campaigns|dnc|webhooks|alarm-rules)",
     "include-method-regex": r"^(POST|PUT)$",
     "checks": {"positive_data_acceptance": {
         "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "413", "422", "429", "5xx"]}},
@@ -108,15 +114,24 @@ CLICK_TO_DIAL = {
     },
 }
 
+# Staffing sizes what the schema cannot bound field by field: an interval's traffic (calls x
+# AHT / interval) over 10,000 Erlangs, calls without a handle time, an abandon limit without a
+# patience, an unknown time zone or queue are refused with 422 (or 404).
+STAFFING = {
+    "include-path-regex": r"^/v1/staffing",
+    "checks": {"positive_data_acceptance": {
+        "expected-statuses": ["2xx", "401", "403", "404", "422"]}},
+}
+
 # The document is the app's own, built the real way; no I/O happens until the app serves.
 schema = schemathesis.openapi.from_dict(
     create_app(build_runtime(make_settings())).openapi(),
     config=SchemathesisConfig.from_dict({
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
         "request-timeout": 10,
-        "operations": [CHECKED_BEYOND_SCHEMA, CLICK_TO_DIAL],
+        "operations": [CHECKED_BEYOND_SCHEMA, CLICK_TO_DIAL, STAFFING],
     }),
-).exclude(path_regex=NOT_READY_HERE)
+).exclude(path_regex=NOT_READY_HERE).exclude(path_regex=ENDLESS_STREAM)
 
 
 @schema.auth(refresh_interval=None, retry_on=[])

@@ -343,3 +343,46 @@ async def test_call_control_refuses_unknown_calls_and_unsafe_input(inbound):
         assert response.headers["content-type"] == "application/problem+json"
     response = await client.post("/v1/calls/no-such-call/dtmf", json={"digits": "1\nAction: Hangup"})
     assert response.status_code == 422
+
+
+async def test_an_agent_who_dials_out_during_a_queue_call_is_busy_until_both_end(inbound, dtmf_phones):
+    runtime, client = inbound
+    ari = dtmf_phones.client
+    await agent(client, "two-calls", "Local/3101@ccc-test-agent")
+    created = await client.post("/v1/queues", json={
+        "name": "two-calls", "strategy": "linear", "wrap_up_s": 300,
+        "members": [{"agent_id": "two-calls", "penalty": 0}]})
+    assert created.status_code == 201, created.text
+    await flow(client, "to-two-calls", {"q": {"type": "queue", "queue": "two-calls"}}, "q")
+    await route(client, "two-calls", "7950", "to-two-calls")
+    phone, queue_call, _, _ = await queued_call(runtime, client, dtmf_phones, "7950", "two-calls")
+
+    # While the queue call is up, the agent dials a customer (its own key, its own device).
+    headers = await agent_key(client, "two-calls")
+    dialed = await client.post("/v1/calls", headers=headers,
+                               json={"to": {"endpoint": "Local/5550077@ccc-test-agent"}})
+    assert dialed.status_code == 202, dialed.text
+    dial_call = dialed.json()["call_id"]
+
+    async def dial_bridged() -> bool:
+        return len(await bridged(ari, dial_call)) == 2
+
+    await eventually(dial_bridged, 15, what="the agent and the customer bridged")
+    await runtime.acd.settled()
+    assert {busy.call_id for busy in runtime.acd.state.talking["two-calls"]} == {queue_call, dial_call}
+
+    # The queue caller leaves: the agent is still on its own call, so no wrap-up yet.
+    await phone.hang_up()
+    await runtime.calls.wait_ended(queue_call, timeout=15)
+    await runtime.acd.settled()
+    status = (await client.get("/v1/agents/two-calls/status")).json()
+    assert status["state"] == "on_call", status
+    # Its last call ends: the wrap-up the queue call owes follows.
+    assert (await client.post(f"/v1/calls/{dial_call}/hangup", headers=headers)).status_code == 202
+    await runtime.calls.wait_ended(dial_call, timeout=15)
+
+    async def wrapping_up() -> bool:
+        return (await client.get("/v1/agents/two-calls/status")).json()["state"] == "wrap_up"
+
+    await eventually(wrapping_up, 10, what="the agent in wrap-up after its last call")
+    assert "two-calls" not in runtime.acd.state.talking

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as redis
 
 from controller.domain.agents import Agent, AgentState, QueueConfig, QueueDestination, QueueEntry, Strategy
+from controller.domain.errors import Conflict, InvalidRequest
 from controller.engines import acd
 from controller.services.acd import AcdService
 from controller.storage.acd_log import AcdLog, stream_position
@@ -33,6 +34,7 @@ class Floor:
     offers: list[tuple[tuple[int, int, int], str, int, int]] = field(default_factory=list)
     connected: list[tuple[str, str]] = field(default_factory=list)
     overflowed: list[tuple[str, str]] = field(default_factory=list)
+    moved: list[tuple[str, str, str, str]] = field(default_factory=list)  # call, from, to, agent
     wrong: list[str] = field(default_factory=list)
 
 
@@ -81,6 +83,12 @@ class Phones:
 
     async def announce(self, call_id: str, queue: str, position: int, eta_s: int | None) -> None:
         pass
+
+    async def moved(self, call_id: str, queue: str, from_queue: str, agent_id: str,
+                    entered_at: datetime) -> None:
+        if call_id not in self.held:
+            self.floor.wrong.append(f"{self.service.node} told of a move of {call_id}, not its own")
+        self.floor.moved.append((call_id, from_queue, queue, agent_id))
 
 
 @pytest.fixture
@@ -249,3 +257,53 @@ async def test_a_callback_is_offered_by_the_process_that_asked_for_it(redis_clie
         await a.close()
         await b.close()
     assert floor.wrong == []
+
+
+async def test_a_move_asked_of_one_process_is_carried_out_by_the_one_holding_the_caller(
+        redis_client, cluster) -> None:
+    floor = Floor()
+    phones_a, phones_b = Phones(floor), Phones(floor)
+    a = await start(redis_client, cluster, "node-a", phones_a)
+    b = await start(redis_client, cluster, "node-b", phones_b)
+    try:
+        agents = [Agent("agent00", "Zero", "Local/0@x"), Agent("agent01", "One", "Local/1@x"),
+                  Agent("agent02", "Two", "Local/2@x")]
+        first = QueueConfig("first", Strategy.LINEAR, (("agent00", 0),), join_when_empty=True,
+                            leave_when_empty=False)
+        second = QueueConfig("second", Strategy.LINEAR, (("agent01", 0),))
+        await a.configure(agents, [first, second])
+        await b.settled()
+        await a.agent_action("agent01", "login")
+        await a.agent_action("agent01", "pause", "lunch")
+        phones_a.held.update({"waiter", "vip"})
+        a.submit(acd.CallQueued(QueueEntry("waiter", "first", datetime.now(UTC), priority=3)))
+        await a.settled()
+        await b.settled()
+
+        # Asked of node-b, which does not hold the caller: the verdict comes back to node-b.
+        with pytest.raises(Conflict, match="logged out"):
+            await b.move("waiter", agent_id="agent02")
+        with pytest.raises(InvalidRequest, match="no queue"):
+            await b.move("waiter", queue="third")
+        with pytest.raises(Conflict, match="not waiting"):
+            await b.move("nobody", queue="second")
+        entry = await b.move("waiter", queue="second")
+        assert (entry.queue, entry.priority, entry.target_agent) == ("second", 3, None)
+        await a.settled()
+        assert a.state.waiting["waiter"].queue == "second" and same_state(a, b)
+        assert b.queue_stats("first", datetime.now(UTC))["moved_out"] == 1
+
+        # To an agent of another queue: it waits while the agent is paused, then it rings.
+        await a.agent_action("agent02", "login")
+        await a.agent_action("agent02", "pause", "lunch")
+        targeted = await b.move("waiter", agent_id="agent02")
+        assert (targeted.queue, targeted.target_agent) == ("second", "agent02")
+        await b.agent_action("agent01", "unpause")  # free, of the caller's queue: not for it
+        await b.agent_action("agent02", "unpause")
+        await eventually(lambda: floor.connected == [("waiter", "agent02")], 5,
+                         what="the caller connected to the agent it was moved to, by node-a")
+    finally:
+        await a.close()
+        await b.close()
+    assert floor.wrong == []
+    assert floor.moved == [("waiter", "first", "second", ""), ("waiter", "second", "second", "agent02")]

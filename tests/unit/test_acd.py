@@ -7,6 +7,7 @@ import copy
 import itertools
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,13 +36,17 @@ from controller.engines.acd import (
     AgentStateChanged,
     AgentUnpaused,
     AnnounceWait,
+    BusyCall,
     CallAbandoned,
     CallbackRequested,
     CallEnded,
+    CallerMoved,
     CallQueued,
     CancelOffer,
     ConnectCall,
     FailReason,
+    MoveProblem,
+    MoveRequested,
     OfferAnswered,
     OfferCall,
     OfferFailed,
@@ -569,7 +574,7 @@ def test_paused_or_wrapping_up_agent_on_a_call_stays_so_and_is_busy_after() -> N
     h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
     h(AgentPaused("a1", "lunch"))
     assert h(AgentCallStarted("a1", "d1")) == []
-    assert h.agent("a1").state is S.PAUSED and h.state.talking["a1"] == ("d1", "")
+    assert h.agent("a1").state is S.PAUSED and h.state.talking["a1"] == (BusyCall("d1"),)
     h.queue("c1")
     # Unpaused during its own call: on the call, not available; the caller waits.
     assert h(AgentUnpaused("a1")) == [AgentStateChanged("a1", S.AVAILABLE, "unpaused"),
@@ -579,13 +584,220 @@ def test_paused_or_wrapping_up_agent_on_a_call_stays_so_and_is_busy_after() -> N
     assert the_offer(commands).call_id == "c1"
 
 
-def test_a_second_call_started_keeps_the_first_and_unknown_ids_are_ignored() -> None:
+def test_an_agent_on_two_calls_is_free_only_when_the_last_ends() -> None:
+    # A queue call, then a click-to-dial of the same agent while the queue call is still up.
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
+    offer = the_offer(h.queue("c1"))
+    h(OfferAnswered(offer.offer_id, "a1"))
+    assert h(AgentCallStarted("a1", "d1")) == []
+    assert h.state.talking["a1"] == (BusyCall("c1", "q"), BusyCall("d1"))
+    h.queue("c2")
+    # The queue call ends first: the agent is still on the click-to-dial, so nobody rings it.
+    assert h(CallEnded("c1", "a1", 20), after_s=20) == []
+    assert h.agent("a1").state is S.ON_CALL and h.state.talking["a1"] == (BusyCall("d1"),)
+    assert h.agent("a1").last_call_ended_at is None and h.agent("a1").talk_seconds == 20
+    assert h(AgentLoggedOut("a1")) == []  # still refused
+    # The last call ends: the wrap-up owed by the queue call follows, then the waiting caller.
+    assert h(CallEnded("d1", "a1", 5), after_s=5) == [AgentStateChanged("a1", S.WRAP_UP, "call ended", 30)]
+    assert "a1" not in h.state.talking and not h.state.pending_wrap_up
+    assert h.agent("a1").last_call_ended_at == h.now and h.agent("a1").talk_seconds == 25
+    assert the_offer(h(WrapUpEnded("a1"))).call_id == "c2"
+
+
+def test_calls_of_an_agent_may_end_in_any_order() -> None:
     h = Harness(make(Strategy.LINEAR, {"a1": {}}))
+    assert h(AgentCallStarted("a1", "d1")) == [AgentStateChanged("a1", S.ON_CALL, "on call d1")]
+    assert h(AgentCallStarted("a1", "t1")) == []  # e.g. consulted by a colleague meanwhile
+    assert h(CallEnded("t1", "a1", 3)) == []
+    assert h.agent("a1").state is S.ON_CALL
+    assert h(CallEnded("d1", "a1", 9)) == [AgentStateChanged("a1", S.AVAILABLE, "call ended")]
+
+
+def test_the_same_call_said_twice_counts_once() -> None:
+    # A call adopted after a restart tells the ACD again who is on it.
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
+    offer = the_offer(h.queue("c1"))
+    h(OfferAnswered(offer.offer_id, "a1"))
+    assert h(AgentCallStarted("a1", "c1", "q")) == []
+    assert h.state.talking["a1"] == (BusyCall("c1", "q"),)
+    assert h(CallEnded("c1", "a1", 10)) == [AgentStateChanged("a1", S.WRAP_UP, "call ended", 30)]
+    assert h(CallEnded("c1", "a1", 10)) == []  # a repeat after the end changes nothing
+
+
+def test_after_overlapping_calls_the_longest_wrap_up_owed_follows() -> None:
+    state = make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30)
+    state.queues["long"] = QueueConfig("long", Strategy.LINEAR, (("a1", 0),), wrap_up_s=90)
+    h = Harness(state)
+    h(AgentCallStarted("a1", "t1", "long"))
+    h(AgentCallStarted("a1", "t2", "q"))
     h(AgentCallStarted("a1", "d1"))
-    assert h(AgentCallStarted("a1", "d2")) == []
-    assert h(CallEnded("d2", "a1", 3)) == []
-    assert h.state.talking["a1"] == ("d1", "")
+    assert h(CallEnded("t1", "a1", 1)) == [] and h.state.pending_wrap_up == {"a1": "long"}
+    assert h(CallEnded("t2", "a1", 1)) == [] and h.state.pending_wrap_up == {"a1": "long"}
+    assert h(CallEnded("d1", "a1", 1)) == [AgentStateChanged("a1", S.WRAP_UP, "call ended", 90)]
+    # Each call counts in its own queue's handle times (talk + that queue's wrap-up).
+    assert h.state.handle_times == {"long": (91.0,), "q": (31.0,)}
+
+
+def test_a_paused_agent_on_two_calls_stays_paused_and_is_on_call_if_unpaused_between() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, wrap_up_s=30))
+    h(AgentPaused("a1", "lunch"))
+    h(AgentCallStarted("a1", "d1"))
+    h(AgentCallStarted("a1", "d2"))
+    assert h(CallEnded("d1", "a1", 1)) == []
+    assert h(AgentUnpaused("a1")) == [AgentStateChanged("a1", S.AVAILABLE, "unpaused"),
+                                      AgentStateChanged("a1", S.ON_CALL, "on call d2")]
+    assert h(CallEnded("d2", "a1", 1)) == [AgentStateChanged("a1", S.AVAILABLE, "call ended")]
+
+
+def test_unknown_agents_on_calls_are_ignored() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}))
     assert h(AgentCallStarted("nobody", "d3")) == []
+    assert h(CallEnded("d3", "nobody", 1)) == []
+    assert not h.state.talking
+
+
+# --- moves: a supervisor sends a waiting caller to another queue or to one agent -------------
+
+
+def two_queues(**r_kw: object) -> Harness:
+    """q: a1 and a2; r: a3. a2 and a3 are free, a1 is paused."""
+    state = make(Strategy.LINEAR, {"a1": {}, "a2": {}, "a3": {}})
+    state.queues["q"] = QueueConfig("q", Strategy.LINEAR, (("a1", 0), ("a2", 0)), max_wait_s=100)
+    state.queues["r"] = QueueConfig("r", Strategy.LINEAR, (("a3", 0),), **r_kw)  # type: ignore[arg-type]
+    h = Harness(state)
+    h(AgentPaused("a1", "break"))
+    return h
+
+
+def moved(commands: list[AcdCommand]) -> list[CallerMoved]:
+    return [cmd for cmd in commands if isinstance(cmd, CallerMoved)]
+
+
+def test_moved_to_a_queue_the_caller_keeps_its_priority_and_its_wait_starts_again() -> None:
+    h = two_queues()
+    h(AgentPaused("a2", "break"))
+    h(AgentPaused("a3", "break"))
+    h.queue("r1", "r", priority=2)
+    h.queue("r2", "r", priority=1, after_s=5)
+    h.queue("c1", "q", priority=2, after_s=5)
+    entered = h.state.waiting["c1"].entered_at
+    commands = h(MoveRequested("c1", queue="r", move_id="m1"), after_s=30)
+    assert commands == [CallerMoved("c1", "r", "q", entered)]
+    entry = h.state.waiting["c1"]
+    assert (entry.queue, entry.priority, entry.entered_at, entry.target_agent) == ("r", 2, h.now, None)
+    # Behind the caller of its priority already there, ahead of lower priorities.
+    assert [e.call_id for e in h.state.ordered_waiting()] == ["r1", "c1", "r2"]
+    assert acd.position_of(h.state, "c1") == 2
+    assert the_offer(h(AgentUnpaused("a3"))).call_id == "r1"
+
+
+def test_a_moved_callers_max_wait_counts_from_the_move() -> None:
+    h = two_queues(max_wait_s=50)
+    h(AgentPaused("a2", "break"))
+    h(AgentPaused("a3", "break"))
+    h.queue("c1", "q")
+    h(MoveRequested("c1", queue="r"), after_s=90)  # q's max wait is 100, r's 50
+    assert h(Tick(), after_s=20) == []
+    assert h(Tick(), after_s=30) == [Overflow("c1", OverflowReason.MAX_WAIT, "r")]
+
+
+def test_moving_a_ringing_caller_withdraws_the_offer_without_a_miss_and_rings_the_new_queue() -> None:
+    h = two_queues()
+    first = the_offer(h.queue("c1", "q"))
+    assert first.agent_ids == ("a2",)
+    commands = h(MoveRequested("c1", queue="r"))
+    assert commands[:3] == [CancelOffer(first.offer_id, ("a2",)),
+                            AgentStateChanged("a2", S.AVAILABLE, "call moved"),
+                            CallerMoved("c1", "r", "q", T0)]
+    offer = the_offer(commands)
+    assert (offer.call_id, offer.agent_ids, offer.queue) == ("c1", ("a3",), "r")
+    assert h.agent("a2").missed_in_a_row == 0 and h.agent("a2").state is S.AVAILABLE
+
+
+def test_moves_that_cannot_be_made_change_nothing() -> None:
+    h = two_queues(leave_when_empty=True)
+    h(AgentPaused("a2", "break"))
+    h.queue("c1", "q")
+    h(AgentLoggedOut("a3"))  # r has nobody logged in, and its callers leave it when empty
+    before = copy.deepcopy(h.state)
+    cases = {
+        MoveRequested("gone", queue="r"): MoveProblem.NOT_WAITING,
+        MoveRequested("c1", queue="nowhere"): MoveProblem.NO_QUEUE,
+        MoveRequested("c1", queue="r"): MoveProblem.QUEUE_EMPTY,
+        MoveRequested("c1", agent_id="nobody"): MoveProblem.NO_AGENT,
+        MoveRequested("c1", agent_id="a3"): MoveProblem.AGENT_LOGGED_OUT,
+        MoveRequested("c1", queue="r", agent_id="a2"): MoveProblem.INVALID,
+        MoveRequested("c1"): MoveProblem.INVALID,
+    }
+    for move, problem in cases.items():
+        refusal = acd.move_refusal(h.state, move)
+        assert refusal is not None and refusal.problem is problem, move
+        assert h(move) == [] and h.state == before
+    refusal = acd.move_refusal(h.state, MoveRequested("c1", agent_id="a3"))
+    assert refusal is not None and refusal.detail == "agent a3 is logged out"
+    # A queue that lets callers wait while empty takes it.
+    h.state.queues["r"] = replace(h.state.queues["r"], leave_when_empty=False)
+    assert moved(h(MoveRequested("c1", queue="r"))) == [CallerMoved("c1", "r", "q", T0)]
+
+
+def test_moved_to_a_busy_agent_the_caller_waits_for_it_and_nobody_else_gets_it() -> None:
+    h = two_queues()
+    h(AgentCallStarted("a3", "d1"))  # a3, not a member of q, is on a call
+    h(AgentPaused("a2", "break"))
+    h.queue("c1", "q")
+    assert h(MoveRequested("c1", agent_id="a3")) == [CallerMoved("c1", "q", "q", T0, "a3")]
+    assert h.state.waiting["c1"].target_agent == "a3"
+    assert offers(h(AgentUnpaused("a2"))) == []  # a free member of q does not take it
+    assert the_offer(h.queue("vip", "q", priority=9)).agent_ids == ("a2",)  # an untargeted one, yes
+    h.queue("vip2", "r", priority=9)  # a3's own queue has a better caller waiting
+    offer = the_offer(h(CallEnded("d1", "a3", 30)))
+    assert (offer.call_id, offer.agent_ids, offer.queue) == ("c1", ("a3",), "q")  # first for a3
+    assert h(OfferAnswered(offer.offer_id))[-1] == ConnectCall("c1", "a3", offer.offer_id)
+    assert "c1" not in h.state.waiting
+
+
+def test_a_target_that_misses_the_offer_sends_the_caller_back_to_its_queue() -> None:
+    h = two_queues()
+    h(AgentPaused("a2", "break"))
+    h.queue("c1", "q")
+    offer = the_offer(h(MoveRequested("c1", agent_id="a3")))
+    assert offer.agent_ids == ("a3",)
+    commands = h(OfferFailed(offer.offer_id, FailReason.NO_ANSWER))
+    assert moved(commands) == [CallerMoved("c1", "q", "q", T0)]
+    assert h.state.waiting["c1"].target_agent is None and offers(commands) == []
+    assert the_offer(h(AgentUnpaused("a2"))).agent_ids == ("a2",)
+
+
+def test_a_target_that_logs_out_sends_the_caller_back_and_an_empty_queue_keeps_it_meanwhile() -> None:
+    state = make(Strategy.LINEAR, {"a1": {}, "a2": {}}, leave_when_empty=True)
+    state.queues["q"] = QueueConfig("q", Strategy.LINEAR, (("a1", 0),), leave_when_empty=True,
+                                    overflow=QueueDestination(DestinationKind.VOICEMAIL, "m"))
+    h = Harness(state)
+    h(AgentPaused("a1", "break"))
+    h(AgentCallStarted("a2", "d1"))
+    h.queue("c1")
+    h(MoveRequested("c1", agent_id="a2"))
+    h(AgentLoggedOut("a1"))  # q is empty now, but c1's agent is logged in
+    assert h(Tick(), after_s=5) == [] and h.state.waiting["c1"].target_agent == "a2"
+    offer = the_offer(h(CallEnded("d1", "a2", 1)))  # free again: c1 rings a2 at once
+    assert (offer.call_id, offer.agent_ids) == ("c1", ("a2",))
+    commands = h(AgentLoggedOut("a2"))  # withdrawn while ringing: target dropped, queue empty
+    assert commands[0] == CancelOffer(offer.offer_id, ("a2",))
+    assert moved(commands) == [CallerMoved("c1", "q", "q", T0)]
+    assert h.state.waiting["c1"].target_agent is None
+    assert h(Tick()) == [Overflow("c1", OverflowReason.NO_AGENTS, "q",
+                                  QueueDestination(DestinationKind.VOICEMAIL, "m"))]
+
+
+def test_a_move_to_the_agent_already_ringing_keeps_the_offer_and_back_to_the_queue_clears_it() -> None:
+    h = two_queues()
+    offer = the_offer(h.queue("c1", "q"))
+    assert h(MoveRequested("c1", agent_id="a2")) == [CallerMoved("c1", "q", "q", T0, "a2")]
+    assert h.state.offers[offer.offer_id].agent_ids == ("a2",)
+    place = h.state.waiting["c1"].rank()
+    assert h(MoveRequested("c1", queue="q")) == [CallerMoved("c1", "q", "q", T0)]
+    assert h.state.waiting["c1"].rank() == place and h.state.waiting["c1"].target_agent is None
+    assert offer.offer_id in h.state.offers
 
 
 # --- properties over random event sequences -------------------------------------------------
@@ -593,7 +805,7 @@ def test_a_second_call_started_keeps_the_first_and_unknown_ids_are_ignored() -> 
 AGENTS = ("a1", "a2", "a3", "a4")
 KINDS = ("queue", "queue", "queue", "abandon", "login", "logout", "pause", "unpause", "answer",
          "answer", "fail", "fail", "end", "end", "wrapup", "device", "tick", "tick", "callback",
-         "dialout", "dialout")
+         "dialout", "dialout", "move", "move")
 
 
 def random_state(strategy: Strategy) -> AcdState:
@@ -641,7 +853,8 @@ def to_event(state: AcdState, op: tuple[str, int, int], n: int, now: datetime) -
             return OfferFailed(offer.offer_id, list(FailReason)[j % 3], who)
         case "end" if state.talking:
             agent_id = sorted(state.talking)[i % len(state.talking)]
-            return CallEnded(state.talking[agent_id][0], agent_id, j)
+            calls = state.talking[agent_id]
+            return CallEnded(calls[j % len(calls)].call_id, agent_id, j)
         case "wrapup":
             return WrapUpEnded(agent_id)
         case "device":
@@ -651,11 +864,19 @@ def to_event(state: AcdState, op: tuple[str, int, int], n: int, now: datetime) -
         case "callback" if state.waiting:
             waiting = sorted(state.waiting)
             return CallbackRequested(waiting[i % len(waiting)], f"cb{n}")
+        case "move":
+            waiting = sorted(state.waiting)
+            call_id = waiting[i % len(waiting)] if waiting and j % 6 else "gone"
+            if j % 2:
+                return MoveRequested(call_id, queue="qrx"[j % 3])
+            return MoveRequested(call_id, agent_id=(*AGENTS, "nobody")[j % 5])
     return Tick()
 
 
 def eligible(state: AcdState, entry: QueueEntry, agent: Agent, now: datetime) -> bool:
     """The spec of eligibility, written again independently of the engine (state aside)."""
+    if entry.target_agent is not None:  # moved to one agent: that agent only
+        return agent.id == entry.target_agent
     queue = state.queues[entry.queue]
     penalty = dict(queue.members).get(agent.id)
     if penalty is None:
@@ -691,17 +912,23 @@ def check_invariants(before: AcdState, decision: acd.AcdDecision, now: datetime)
     # On a call means talking; a talking agent (also on a call the ACD did not route) is never free.
     assert {a for a, agent in after.agents.items() if agent.state is S.ON_CALL} <= set(after.talking)
     assert not [a for a in after.talking if after.agents[a].state in (S.AVAILABLE, S.RESERVED)]
+    # Every call of an agent is counted once; a wrap-up is owed only while another call goes on.
+    assert all(calls and len({b.call_id for b in calls}) == len(calls) for calls in after.talking.values())
+    assert set(after.pending_wrap_up) <= set(after.talking)
     # No waiting caller is skipped while an eligible agent is free.
     offered = {offer.call_id for offer in after.offers.values()}
     free = [a for a in after.agents.values() if a.state is S.AVAILABLE]
     unserved = [e for e in after.waiting.values() if e.call_id not in offered]
     for entry in unserved:
         assert not [a.id for a in free if eligible(after, entry, a, now)], entry
-    # Better-ranked entries first: an agent offered now could not have taken a better entry left waiting.
+    # Better-ranked entries first: an agent offered now could not have taken a better entry left
+    # waiting (a caller moved to an agent comes before every caller not moved to one).
     for cmd in decision.commands:
         if isinstance(cmd, OfferCall):
             entry = after.waiting[cmd.call_id]
             for better in unserved:
+                if entry.target_agent is not None and better.target_agent is None:
+                    continue
                 if better.rank() < entry.rank():
                     for agent_id in cmd.agent_ids:
                         assert not eligible(after, better, after.agents[agent_id], now), (better, cmd)
@@ -716,6 +943,14 @@ def check_invariants(before: AcdState, decision: acd.AcdDecision, now: datetime)
             assert not entry.callback and cmd.call_id not in offered and entry.announced_at == now
             assert cmd.position == 1 + sum(1 for e in after.waiting.values()
                                            if e.queue == entry.queue and e.rank() < entry.rank())
+    # A caller moved to an agent rings that agent only; every move is told where the caller is.
+    for offer in after.offers.values():
+        target = after.waiting[offer.call_id].target_agent
+        assert target is None or offer.agent_ids == (target,), offer
+    told = {cmd.call_id: cmd for cmd in decision.commands if isinstance(cmd, CallerMoved)}
+    for call_id, cmd in told.items():
+        entry = after.waiting[call_id]
+        assert (entry.queue, entry.target_agent or "") == (cmd.queue, cmd.agent_id), (entry, cmd)
     # Ranks are kept by callbacks: the waiting entries' (priority, entered_at, sequence) are unique.
     ranks = [e.rank() for e in after.waiting.values()]
     assert len(ranks) == len(set(ranks))

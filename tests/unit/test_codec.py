@@ -27,10 +27,12 @@ def test_a_whole_acd_state_survives_the_trip() -> None:
                 "a2": Agent("a2", "Bob", "Local/1@x", state=AgentState.PAUSED, paused_reason="lunch")},
         queues={"q": QueueConfig("q", Strategy.SKILLS_BASED, (("a1", 0), ("a2", 2)), max_wait_s=60,
                                  rules=(QueueRule(30, max_penalty=2), QueueRule(60, min_skill_level=1)))},
-        waiting={"c1": QueueEntry("c1", "q", T0, priority=5, skills={"fr": 5}, sequence=4)},
+        waiting={"c1": QueueEntry("c1", "q", T0, priority=5, skills={"fr": 5}, sequence=4),
+                 "c2": QueueEntry("c2", "q", T0, sequence=6, target_agent="a2")},
         offers={"o1": acd.Offer("o1", "c1", "q", ("a1",), T0)},
         tried={"c1": frozenset({"a2"})},
-        talking={"a9": ("c0", "q")},
+        talking={"a9": (acd.BusyCall("c0", "q"), acd.BusyCall("d1"))},
+        pending_wrap_up={"a9": "q"},
         last_offered={"q": "a1"},
         next_sequence=5,
     )
@@ -41,7 +43,8 @@ def test_events_of_every_kind_survive_the_trip() -> None:
     events = [acd.CallQueued(QueueEntry("c", "q", T0, 2, {"de": 3}, 1)), acd.CallAbandoned("c"),
               acd.AgentPaused("a", "break"), acd.OfferAnswered("o", None),
               acd.OfferFailed("o", acd.FailReason.BUSY, "a"), acd.CallEnded("c", "a", 40), acd.Tick(),
-              acd.AgentDeviceState("a", False), acd.AgentCallStarted("a", "c", "q")]
+              acd.AgentDeviceState("a", False), acd.AgentCallStarted("a", "c", "q"),
+              acd.MoveRequested("c", queue="q2", move_id="m1"), acd.MoveRequested("c", agent_id="a")]
     for event in events:
         assert decode(type(event), through_json(event)) == event
 
@@ -61,3 +64,25 @@ def test_a_value_that_does_not_fit_its_type_is_refused(kind: object, value: obje
 def test_queue_entries_round_trip(skills: dict[str, int], priority: int, sequence: int) -> None:
     entry = QueueEntry("call", "queue", T0, priority, skills, sequence)
     assert decode(QueueEntry, through_json(entry)) == entry
+
+
+def test_every_acd_event_type_is_carried() -> None:
+    """The log names events by class; a new event type must be one the service can read back."""
+    from controller.services.acd import _EVENT_TYPES
+
+    assert set(_EVENT_TYPES.values()) == set(acd.AcdEvent.__args__)  # type: ignore[attr-defined]
+    assert "MoveRequested" in _EVENT_TYPES
+
+
+def test_a_snapshot_written_before_targets_existed_still_reads() -> None:
+    old = {"call_id": "c", "queue": "q", "entered_at": T0.isoformat(), "priority": 1, "skills": {},
+           "sequence": 3, "callback": False, "announced_at": None}
+    assert decode(QueueEntry, old) == QueueEntry("c", "q", T0, 1, {}, 3)
+def test_a_snapshot_from_before_agents_had_several_calls_is_read() -> None:
+    from controller.services.acd import Replica, _restore
+
+    saved = through_json(Replica(state=acd.AcdState(agents={"a9": Agent("a9", "Ann", "PJSIP/1")})))
+    saved["state"]["talking"] = {"a9": ["c0", "q"]}  # one (call, queue) pair per agent then
+    assert _restore(saved).state.talking == {"a9": (acd.BusyCall("c0", "q"),)}
+    saved["state"]["talking"] = {"a9": [{"call_id": "c0", "queue": "q"}, {"call_id": "d1", "queue": ""}]}
+    assert _restore(saved).state.talking == {"a9": (acd.BusyCall("c0", "q"), acd.BusyCall("d1"))}

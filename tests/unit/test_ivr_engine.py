@@ -444,6 +444,24 @@ def test_lookup_ok_copies_the_mapped_fields_and_routes_on_them():
     )
 
 
+def test_the_state_keeps_the_path_the_digits_and_the_lookup_fields_for_the_screen_pop():
+    call = to_lookup()
+    assert call.state.path == ("hours", "welcome", "menu", "account", "lookup")
+    assert call.state.collected == ("account",) and call.state.looked_up == ()
+    call.send(e.LookupFinished(call.state.lookup_id, LEG, T0, True, {"name": "Bob", "tier": "gold"}, ""))
+    assert call.state.path[-2:] == ("route", "vipq") and call.state.finished
+    assert call.state.looked_up == ("customer_name", "vip")
+
+
+def test_the_path_keeps_the_latest_nodes_only():
+    call = to_menu()
+    for _ in range(ivr.MAX_PATH):
+        call.dtmf("9")  # set the language, back to the welcome and the menu: three nodes a turn
+        call.finish_playback()
+        call.finish_playback()
+    assert len(call.state.path) == ivr.MAX_PATH and call.state.path[-1] == "menu"
+
+
 def test_lookup_missing_field_is_left_unset_and_silver_goes_to_sales():
     call = to_lookup()
     call.send(e.LookupFinished(call.state.lookup_id, LEG, T0, True, {"tier": "silver"}, ""))

@@ -6,7 +6,7 @@ import pytest
 
 from controller.adapters.asterisk.translate import request_for
 from controller.domain import commands as c
-from controller.domain.errors import UnsafeValue
+from controller.domain.errors import Conflict, UnsafeValue
 from controller.domain.monitors import Monitor, MonitorMode, MonitorState
 
 
@@ -73,6 +73,53 @@ def test_ending_hangs_up_its_legs_and_destroys_its_bridge_once() -> None:
     assert monitor.end() == [c.Hangup("mon-1.supervisor"), c.Hangup("mon-1.snoop1"),
                              c.DestroyBridge("mon-1.bridge")]
     assert monitor.end() == [] and monitor.switch_mode(MonitorMode.WHISPER) == []
+
+
+def test_taking_over_from_listen_leaves_the_monitor_bridge_then_cleans_up() -> None:
+    monitor = session()
+    monitor.supervisor_up()
+    assert not monitor.takeover_due
+    assert monitor.switch_mode(MonitorMode.TAKEOVER) == []  # the call's side comes first
+    assert monitor.takeover_due and not monitor.supervisor_in_call_bridge
+    assert monitor.leave_for_takeover() == [c.RemoveFromBridge("mon-1.bridge", ("mon-1.supervisor",))]
+    assert monitor.snoop_leg_id == "mon-1.snoop1"  # unchanged until the call has the supervisor
+    assert monitor.taken_over() == [c.Hangup("mon-1.snoop1"), c.DestroyBridge("mon-1.bridge")]
+    assert monitor.handed_over and not monitor.takeover_due and monitor.mode is MonitorMode.TAKEOVER
+    assert monitor.supervisor_in_call_bridge and monitor.watched_leg_ids == frozenset()
+    assert monitor.snoop_arrived("mon-1.snoop1") == [c.Hangup("mon-1.snoop1")]
+    # Deleting the session hangs the supervisor up (the call then ends as any call does).
+    assert monitor.end() == [c.Hangup("mon-1.supervisor")]
+
+
+def test_taking_over_from_barge_needs_no_move() -> None:
+    monitor = session(MonitorMode.BARGE)
+    monitor.supervisor_up()
+    monitor.switch_mode(MonitorMode.TAKEOVER)
+    assert monitor.supervisor_in_call_bridge and monitor.leave_for_takeover() == []
+    assert monitor.taken_over() == []
+
+
+def test_a_take_over_cannot_be_undone() -> None:
+    monitor = session()
+    monitor.supervisor_up()
+    monitor.switch_mode(MonitorMode.TAKEOVER)
+    monitor.taken_over()
+    for mode in (MonitorMode.LISTEN, MonitorMode.WHISPER, MonitorMode.BARGE):
+        with pytest.raises(Conflict):
+            monitor.switch_mode(mode)
+    assert monitor.switch_mode(MonitorMode.TAKEOVER) == []  # the same mode again: nothing to do
+    assert monitor.mode is MonitorMode.TAKEOVER
+
+
+def test_a_session_started_in_takeover_is_taken_over_on_answer_and_is_one_way_while_ringing() -> None:
+    monitor = session(MonitorMode.TAKEOVER)
+    with pytest.raises(Conflict):
+        monitor.switch_mode(MonitorMode.LISTEN)  # asked for: no way back, even before the answer
+    assert not monitor.takeover_due
+    assert monitor.supervisor_up() == []  # no monitor bridge, no snoop
+    assert monitor.takeover_due and not monitor.supervisor_in_call_bridge
+    assert monitor.leave_for_takeover() == []
+    assert monitor.taken_over() == [] and monitor.end() == [c.Hangup("mon-1.supervisor")]
 
 
 def test_snoop_request_carries_directions_and_tag() -> None:

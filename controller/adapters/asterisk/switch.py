@@ -121,6 +121,11 @@ class AsteriskSwitch:
             if channel.get("id") not in ours:
                 continue
             dialplan = channel.get("dialplan") or {}
+            if dialplan.get("app_name") not in (None, "", "Stasis"):
+                # Watched by the application but running the dialplan: the far half of a Local
+                # channel it dialed (an agent's ``Local/...`` device). No leg of any call; it
+                # ends with its near half, which is the leg.
+                continue
             args: list[str] = []
             if dialplan.get("app_name") == "Stasis":
                 args = str(dialplan.get("app_data", "")).split(",")[1:]
@@ -150,6 +155,14 @@ class AsteriskSwitch:
     async def playback_active(self, playback_id: str) -> bool:
         try:
             await self.ari.request("GET", "/playbacks/" + segment(safe_id(playback_id, "playback id")))
+        except CommandRejected:
+            return False
+        return True
+
+    async def recording_active(self, name: str) -> bool:
+        """Whether the switch is recording ``name`` now (live, possibly paused)."""
+        try:
+            await self.ari.request("GET", "/recordings/live/" + segment(safe_id(name, "recording name")))
         except CommandRejected:
             return False
         return True

@@ -7,13 +7,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from controller.api.auth import authorize
 from controller.api.deps import get_runtime
 from controller.api.errors import problems
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
+from controller.domain.destinations import QUEUE_PATTERN
 from controller.services.api_keys import NAME_MAX_LENGTH, NAME_PATTERN
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
@@ -31,6 +32,10 @@ class NewApiKey(BaseModel):
     agent_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
                                  description="For an agent key: the agent it acts for (it may then "
                                              "control that agent's calls, and only those)")
+    queues: list[Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]] = Field(
+        default_factory=list, max_length=100,
+        description="For a supervisor key: the queues it oversees (recordings of calls in other "
+                    "queues are not found for it). Empty or absent: the whole floor")
 
 
 class ApiKeyOut(BaseModel):
@@ -46,6 +51,8 @@ class ApiKeyOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None = Field(description="Updated at most once a minute")
     agent_id: str | None = Field(None, description="The agent an agent key acts for")
+    queues: list[str] = Field(default_factory=list,
+                              description="The queues a supervisor key oversees; empty: the whole floor")
 
 
 class CreatedApiKey(ApiKeyOut):
@@ -66,7 +73,7 @@ async def create_api_key(
     principal: Principal = Depends(ADMIN),
 ) -> CreatedApiKey:
     key, plaintext = await runtime.api_keys.create(body.name, body.role, principal.key_id,
-                                                      body.agent_id)
+                                                      body.agent_id, body.queues)
     response.headers["Cache-Control"] = "no-store"
     return CreatedApiKey(**ApiKeyOut.model_validate(key).model_dump(), key=plaintext)
 

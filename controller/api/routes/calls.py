@@ -32,6 +32,7 @@ from controller.domain.destinations import (
     DestinationKind,
 )
 from controller.services.call_control import DialRequest
+from controller.services.queue_moves import MovedCall
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -248,6 +249,46 @@ class DispositionIn(BaseModel):
 class Accepted(BaseModel):
     call_id: str
     action: str
+
+
+class MoveIn(BaseModel):
+    """Exactly one of: a queue (the caller leaves its queue and joins this one, keeping its
+    priority; its wait there counts from the move) or an agent (the caller keeps its place and
+    is offered to that agent alone, as soon as the agent is available)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    queue: str = Field(None, pattern=QUEUE_PATTERN, examples=["billing"])  # type: ignore[assignment]
+    agent: str = Field(None, pattern=AGENT_ID_PATTERN, examples=["alice"])  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MoveIn:
+        if len(self.model_fields_set) != 1 or None in (getattr(self, k) for k in self.model_fields_set):
+            raise ValueError("name exactly one of queue, agent")
+        return self
+
+
+class MovedOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    call_id: str
+    queue: str = Field(description="The queue the caller waits in now")
+    target_agent: str | None = Field(description="The one agent the caller is offered to, if it was moved "
+                                                 "to an agent")
+    position: int = Field(description="Its place in the queue, 1 = next")
+    priority: int
+    waited_s: float = Field(description="Its wait in this queue (from the move, when it changed queues)")
+
+
+SUPERVISORS = authorize(Role.ADMIN, Role.SUPERVISOR)
+
+
+@router.post("/{call_id}/move", response_model=MovedOut, responses=ACTION_PROBLEMS,
+             summary="Move a waiting caller to another queue or to one agent (admin, supervisor); "
+                     "409 when it is not waiting or the agent is logged out")
+async def move(call_id: CallId, body: MoveIn, runtime: Runtime = Depends(get_runtime),
+               _: Principal = Depends(SUPERVISORS)) -> MovedCall:
+    return await runtime.queue_moves.move(call_id, queue=body.queue, agent_id=body.agent)
 
 
 @router.post("", status_code=202, response_model=Accepted, responses=ACTION_PROBLEMS,

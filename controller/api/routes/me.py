@@ -21,6 +21,7 @@ class Me(BaseModel):
     name: str
     role: Role
     agent_id: str | None = None
+    queues: list[str] = []  # a supervisor key's queues; empty: the whole floor
 
 
 @router.get(
@@ -31,4 +32,4 @@ class Me(BaseModel):
 )
 async def me(principal: Principal = Depends(ANY_ROLE)) -> Me:
     return Me(key_id=principal.key_id, name=principal.key_name, role=principal.role,
-              agent_id=principal.agent_id)
+              agent_id=principal.agent_id, queues=list(principal.queues))

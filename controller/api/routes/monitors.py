@@ -1,4 +1,4 @@
-"""Supervisor monitoring: listen to, whisper to or barge into a call connected to an agent.
+"""Supervisor monitoring: listen to, whisper to, barge into or take over a call connected to an agent.
 
 Telephony actions answer 202: the supervisor's device is dialed, and the session is arranged
 for its mode once the supervisor answers (see controller/domain/monitors.py)."""
@@ -59,7 +59,7 @@ class MonitorOut(BaseModel):
 
 
 @router.post("/v1/calls/{call_id}/monitor", status_code=202, response_model=MonitorOut,
-             summary="Dial a supervisor into a call connected to an agent (listen, whisper or barge)",
+             summary="Dial a supervisor into a call with an agent (listen, whisper, barge or takeover)",
              responses=problems(400, 401, 403, 404, 409, 422, 502, 503))
 async def start_monitor(call_id: CallId, body: MonitorIn, runtime: Runtime = Depends(get_runtime),
                         _: object = Depends(SUPERVISORS)) -> MonitorOut:
@@ -74,8 +74,8 @@ async def get_monitor(monitor_id: MonitorId, runtime: Runtime = Depends(get_runt
 
 
 @router.patch("/v1/monitors/{monitor_id}", status_code=202, response_model=MonitorOut,
-              summary="Switch the mode of a monitor session (same supervisor leg)",
-              responses=problems(400, 401, 403, 404, 422, 503))
+              summary="Switch the mode of a monitor session (same supervisor leg); takeover is one-way",
+              responses=problems(400, 401, 403, 404, 409, 422, 503))
 async def switch_mode(monitor_id: MonitorId, body: ModeIn, runtime: Runtime = Depends(get_runtime),
                       _: object = Depends(SUPERVISORS)) -> MonitorOut:
     return MonitorOut.of(await runtime.monitors.switch_mode(monitor_id, body.mode))

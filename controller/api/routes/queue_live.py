@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from controller.api.auth import authorize
 from controller.api.deps import get_runtime
@@ -28,6 +28,7 @@ class QueueStats(BaseModel):
     answered: int
     abandoned: int
     overflowed: int
+    moved_out: int = Field(description="Callers a supervisor moved to another queue")
     average_wait_answered_s: float | None
     service_level_s: int
     service_level: float | None
@@ -40,6 +41,8 @@ class WaitingCall(BaseModel):
     waited_s: float
     skills: dict[str, int]
     ringing: list[str]
+    target_agent: str | None = Field(None, description="A supervisor moved the caller to this agent: "
+                                                       "offered to it alone")
 
 
 @router.get("/{name}/stats", response_model=QueueStats,

@@ -1,25 +1,37 @@
 """Queues: where callers wait for agents, how agents are picked, and who the members are.
-Admins and supervisors write; integrations read."""
+Admins and supervisors write; integrations read.
+
+A member is an agent (``{"agent_id", "penalty"}``) or a group of agents (``{"group",
+"penalty"}``: every agent whose ``groups`` name it, now and later). Responses show the members
+as written and ``resolved_members``, the agents they come to now (engines/membership.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 
 from controller.api.auth import authorize
 from controller.api.deps import get_runtime
 from controller.api.errors import problems
 from controller.bootstrap import Runtime
 from controller.domain.access import Principal, Role
-from controller.domain.agents import MAX_SKILL_LEVEL, MIN_SKILL_LEVEL, ExitAction, Strategy
+from controller.domain.agents import (
+    MAX_SKILL_LEVEL,
+    MIN_SKILL_LEVEL,
+    ExitAction,
+    MemberKind,
+    QueueMember,
+    Strategy,
+)
 from controller.services.agents import ID_PATTERN
 from controller.services.flows import NAME_PATTERN
 from controller.services.queues import (
     ANNOUNCE_EVERY_MAX,
     EXIT_KEY_PATTERN,
+    GROUP_PATTERN,
     MAILBOX_PATTERN,
     MAX_LENGTH_MAX,
     MAX_MEMBERS,
@@ -32,8 +44,8 @@ from controller.services.queues import (
     SERVICE_LEVEL_MAX,
     WRAP_UP_MAX,
     QueueSpec,
+    QueueView,
 )
-from controller.storage.acd import QueueRecord
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
 
@@ -45,11 +57,53 @@ QueueName = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN,
 Penalty = Annotated[int, Field(ge=0, le=PENALTY_MAX)]
 
 
-class Member(BaseModel):
+class AgentMember(BaseModel):
+    """One agent."""
+
     model_config = ConfigDict(extra="forbid")
 
     agent_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     penalty: Penalty = Field(0, description="Lower penalties are offered calls first")
+
+    def to_domain(self) -> QueueMember:
+        return QueueMember.agent(self.agent_id, self.penalty)
+
+
+class GroupMember(BaseModel):
+    """Every agent whose groups name this group (an agent listed by itself keeps its own entry;
+    an agent in several listed groups gets the lowest penalty among them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str = Field(min_length=1, max_length=64, pattern=GROUP_PATTERN, examples=["sales"])
+    penalty: Penalty = Field(0, description="Lower penalties are offered calls first")
+
+    def to_domain(self) -> QueueMember:
+        return QueueMember.group(self.group, self.penalty)
+
+
+def _member_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "group" if "group" in value else "agent"
+    return "group" if isinstance(value, GroupMember) else "agent"
+
+
+# Which model a member is read as is told by its fields, so an error names the right one
+# (members.0.group.penalty) rather than both.
+Member = Annotated[Annotated[AgentMember, Tag("agent")] | Annotated[GroupMember, Tag("group")],
+                   Discriminator(_member_kind)]
+
+
+def member_out(member: QueueMember) -> AgentMember | GroupMember:
+    if member.kind is MemberKind.GROUP:
+        return GroupMember(group=member.name, penalty=member.penalty)
+    return AgentMember(agent_id=member.name, penalty=member.penalty)
+
+
+class ResolvedMember(BaseModel):
+    agent_id: str
+    penalty: int
+    group: str | None = Field(description="The group the agent is a member through; null: listed by itself")
 
 
 class Rule(BaseModel):
@@ -99,7 +153,8 @@ class QueueBody(BaseModel):
 
     strategy: Strategy = Field(Strategy.LONGEST_IDLE, description="How an agent is picked")
     members: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS,
-                                  description="In member order (for linear and round_robin)")
+                                  description="Agents and groups, in member order (for linear and "
+                                              "round_robin; a group's agents by id)")
     ring_timeout_s: int = Field(20, ge=1, le=RING_TIMEOUT_MAX, description="How long an offer rings")
     wrap_up_s: int = Field(0, ge=0, le=WRAP_UP_MAX, description="After-call work before the next offer")
     max_misses_before_pause: int = Field(3, ge=0, le=MISSES_MAX,
@@ -137,7 +192,7 @@ class QueueBody(BaseModel):
     def spec(self) -> QueueSpec:
         return QueueSpec(
             strategy=self.strategy.value,
-            members=tuple((m.agent_id, m.penalty) for m in self.members),
+            members=tuple(m.to_domain() for m in self.members),
             ring_timeout_s=self.ring_timeout_s, wrap_up_s=self.wrap_up_s,
             max_misses_before_pause=self.max_misses_before_pause,
             service_level_s=self.service_level_s, max_wait_s=self.max_wait_s,
@@ -159,14 +214,21 @@ class QueueOut(QueueBody):
     model_config = ConfigDict(extra="ignore")
 
     name: str
+    resolved_members: list[ResolvedMember] = Field(
+        description="The agents the members come to now, in member order: what the ACD offers calls to")
+    empty_groups: list[str] = Field(description="Groups among the members that no agent is in (yet)")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: QueueRecord) -> QueueOut:
+    def of(cls, view: QueueView) -> QueueOut:
+        record, membership = view.record, view.membership
         return cls.model_validate({
             "name": record.name, "strategy": record.strategy,
-            "members": [{"agent_id": a, "penalty": p} for a, p in record.members],
+            "members": [member_out(m) for m in record.members],
+            "resolved_members": [{"agent_id": m.agent_id, "penalty": m.penalty, "group": m.group}
+                                 for m in membership.members],
+            "empty_groups": list(membership.empty_groups),
             "ring_timeout_s": record.ring_timeout_s, "wrap_up_s": record.wrap_up_s,
             "max_misses_before_pause": record.max_misses_before_pause,
             "service_level_s": record.service_level_s, "max_wait_s": record.max_wait_s,
@@ -181,7 +243,7 @@ class QueueOut(QueueBody):
 
 
 @router.post("", status_code=201, response_model=QueueOut,
-             summary="Create a queue (admin, supervisor); every member must be an agent",
+             summary="Create a queue (admin, supervisor); agent members must exist, groups need not",
              responses=problems(400, 401, 403, 409, 422, 503))
 async def create_queue(
     body: NewQueue,
@@ -197,7 +259,7 @@ async def list_queues(
     runtime: Runtime = Depends(get_runtime),
     _: Principal = Depends(READERS),
 ) -> list[QueueOut]:
-    return [QueueOut.of(record) for record in await runtime.queues.list()]
+    return [QueueOut.of(view) for view in await runtime.queues.list()]
 
 
 @router.get("/{name}", response_model=QueueOut, summary="One queue",
