@@ -42,7 +42,7 @@ class Phones:
         response = await self.client.post("/channels", params={
             "endpoint": f"Local/{number}@{context}",
             "context": "ccc-test-caller", "extension": "s", "priority": "1",
-            "callerId": caller_id, "timeout": "30",
+            "callerId": caller_id, "timeout": "30", "formats": "slin",  # see phones.py
         })
         response.raise_for_status()
         return response.json()

@@ -70,6 +70,15 @@ def test_commands_become_rest_calls():
     originate = request_for(c.Originate("leg-1", "PJSIP/1001", caller_id='"Q" <100>',
                                         variables={"CCC_CALL": "abc"}), "ccc")
     assert originate.params["app"] == "ccc" and originate.body == {"variables": {"CCC_CALL": "abc"}}
+    assert "formats" not in originate.params  # a SIP device's codecs come from its endpoint
+
+
+def test_local_channels_are_dialed_in_the_configured_format():
+    # Without a format Asterisk gives a Local channel slin192 and resamples all its audio.
+    local = request_for(c.Originate("leg-1", "Local/1001@ccc-agents"), "ccc")
+    assert local.params["formats"] == "slin"
+    wideband = request_for(c.Originate("leg-1", "local/1001@ccc-agents"), "ccc", local_formats="g722,slin16")
+    assert wideband.params["formats"] == "g722,slin16"
 
 
 @given(st.tuples(st.text(), st.sampled_from(["\r", "\n", "\r\n", "\x00"]), st.text()).map("".join))

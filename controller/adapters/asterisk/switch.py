@@ -62,6 +62,7 @@ class AsteriskSwitch:
         self._hangup_cause: dict[str, int] = {}
         self._on_reconnected = on_reconnected
         self.app = settings.ari_app
+        self._local_formats = settings.local_channel_formats
         self.ari = AriClient(
             settings.ari_url,
             settings.ari_user,
@@ -102,7 +103,7 @@ class AsteriskSwitch:
         await self.ami.check(timeout)
 
     async def execute(self, command: c.Command) -> None:
-        request = request_for(command, self.app)
+        request = request_for(command, self.app, self._local_formats)
         try:
             await self.ari.request(request.method, request.path, request.params, request.body)
         except CommandRejected:

@@ -166,7 +166,7 @@ def _channel(leg_id: str) -> str:
     return "/channels/" + segment(safe_id(leg_id, "leg id"))
 
 
-def request_for(command: c.Command, app: str) -> AriRequest:
+def request_for(command: c.Command, app: str, local_formats: str = "slin") -> AriRequest:
     match command:
         case c.Answer(leg_id=leg):
             return AriRequest("POST", _channel(leg) + "/answer")
@@ -190,6 +190,9 @@ def request_for(command: c.Command, app: str) -> AriRequest:
                 params["appArgs"] = ",".join(safe_text(a, "argument", separators=",") for a in command.args)
             if command.caller_id:
                 params["callerId"] = safe_text(command.caller_id, "caller id")
+            if command.endpoint[:6].lower() == "local/":
+                # Else Asterisk gives the Local channel slin192 and resamples every frame to it.
+                params["formats"] = safe_text(local_formats, "formats", separators="&")
             variables = {safe_id(k, "variable name"): safe_text(v, f"variable {k}")
                          for k, v in command.variables.items()}
             return AriRequest("POST", _channel(command.leg_id), params=params,
