@@ -196,6 +196,17 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The agent who answered was gone before its caller could be bridged (it hung up at
+    once): the agent's call ends, and ``entry`` (the caller's, from ``ConnectCall``) waits
+    again in its old place, for another agent first."""
+
+    call_id: str
+    agent_id: str
+    entry: QueueEntry
+
+
+@dataclass(frozen=True, slots=True)
 class AgentCallStarted:
     """The agent is on a call the ACD did not route: it dialed out (click-to-dial), or a
     transfer or conference brought it into a call. Its ``CallEnded`` (same ``call_id``) frees
@@ -253,6 +264,7 @@ AcdEvent = (
     | OfferAnswered
     | OfferFailed
     | CallEnded
+    | ConnectFailed
     | AgentCallStarted
     | WrapUpEnded
     | AgentDeviceState
@@ -289,6 +301,8 @@ class ConnectCall:
     call_id: str
     agent_id: str
     offer_id: str = ""
+    # The caller's queue entry, handed back in ``ConnectFailed`` if the agent is gone.
+    entry: QueueEntry | None = None
 
 
 class OverflowReason(StrEnum):
@@ -450,6 +464,8 @@ def on_event(
             _failed(run, event.offer_id, FailReason(event.reason), event.agent_id)
         case CallEnded():
             _call_ended(run, event.call_id, event.agent_id, event.talk_s)
+        case ConnectFailed():
+            _connect_failed(run, event)
         case AgentCallStarted():
             _call_started(run, event.agent_id, event.call_id, event.queue)
         case WrapUpEnded():
@@ -738,14 +754,14 @@ def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
     if agent_id not in offer.agent_ids:
         return
     del s.offers[offer_id]
-    s.waiting.pop(offer.call_id, None)
+    entry = s.waiting.pop(offer.call_id, None)
     s.tried.pop(offer.call_id, None)
     agent = s.agents[agent_id]
     run.move(agent, AgentState.ON_CALL, f"answered {offer.call_id}")
     agent.calls_taken += 1
     agent.missed_in_a_row = 0
     s.talking[agent_id] = (*s.calls_of_agent(agent_id), BusyCall(offer.call_id, offer.queue))
-    run.emit(ConnectCall(offer.call_id, agent_id, offer_id))
+    run.emit(ConnectCall(offer.call_id, agent_id, offer_id, entry))
     others = tuple(a for a in offer.agent_ids if a != agent_id)
     if others:
         run.emit(CancelOffer(offer_id, others))
@@ -785,7 +801,21 @@ def _failed(run: _Run, offer_id: str, reason: FailReason, agent_id: str | None) 
                 run.move(agent, AgentState.AVAILABLE, NO_ANSWER)
 
 
-def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
+def _connect_failed(run: _Run, event: ConnectFailed) -> None:
+    s = run.state
+    agent = s.agents.get(event.agent_id)
+    if agent is None or not any(busy.call_id == event.call_id for busy in s.calls_of_agent(agent.id)):
+        return  # already ended
+    agent.calls_taken = max(0, agent.calls_taken - 1)  # never talked
+    _call_ended(run, event.call_id, agent.id, 0, handled=False)
+    entry = event.entry
+    if entry.call_id in s.waiting or entry.queue not in s.queues:
+        return
+    s.waiting[entry.call_id] = entry  # its old place: entered_at and sequence as they were
+    s.tried[entry.call_id] = frozenset({agent.id})
+
+
+def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int, handled: bool = True) -> None:
     s = run.state
     calls = s.calls_of_agent(agent_id)
     ended = next((busy for busy in calls if busy.call_id == call_id), None)
@@ -794,10 +824,11 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int) -> None:
         return
     agent.talk_seconds += max(0, talk_s)
     queue = s.queues.get(ended.queue)
-    if queue is not None:
+    if queue is not None and handled:
         s.handle_times[queue.name] = queue_wait.remember(s.handle_times.get(queue.name, ()),
                                                          max(0, talk_s) + queue.wrap_up_s)
-    owed = _longer_wrap_up(s, s.pending_wrap_up.pop(agent_id, ""), ended.queue)
+    # A call never handled (ConnectFailed) owes no wrap-up of its own.
+    owed = _longer_wrap_up(s, s.pending_wrap_up.pop(agent_id, ""), ended.queue if handled else "")
     rest = tuple(busy for busy in calls if busy is not ended)
     if rest:  # still on another call: busy until the last one ends
         s.talking[agent_id] = rest

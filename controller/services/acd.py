@@ -75,7 +75,8 @@ class CallLegs(Protocol):
 
     async def withdraw(self, offer_id: str, agent_id: str) -> None: ...
 
-    async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None: ...
+    async def connect(self, call_id: str, offer_id: str, agent_id: str,
+                      entry: QueueEntry | None = None) -> None: ...
 
     async def overflow(self, call_id: str, reason: str, queue: str,
                        destination: QueueDestination) -> None: ...
@@ -345,6 +346,8 @@ class AcdService:
                     # processes are first-in-first-out in the order the log got them.
                     event = acd.CallQueued(replace(event.entry, entered_at=now))
                     self._replica.owners[event.entry.call_id] = publisher
+                elif isinstance(event, acd.ConnectFailed):
+                    self._replica.owners[event.call_id] = publisher  # it waits again, held there
                 elif isinstance(event, acd.CallbackRequested):
                     # The callback call is held (and dialed) by the process that asked for it.
                     self._replica.owners[event.callback_call_id] = publisher
@@ -414,9 +417,9 @@ class AcdService:
                 for agent_id in agent_ids:
                     if legs is not None:
                         await legs.withdraw(offer_id, agent_id)
-            case acd.ConnectCall(call_id=call_id, agent_id=agent_id, offer_id=offer_id):
+            case acd.ConnectCall(call_id=call_id, agent_id=agent_id, offer_id=offer_id, entry=entry):
                 if legs is not None:
-                    await legs.connect(call_id, offer_id, agent_id)
+                    await legs.connect(call_id, offer_id, agent_id, entry)
             case acd.Overflow(call_id=call_id, reason=reason, queue=queue, destination=destination):
                 if legs is not None:
                     await legs.overflow(call_id, reason.value, queue, destination)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from controller.domain import commands as c
 from controller.domain import events as e
-from controller.domain.agents import QueueDestination
+from controller.domain.agents import QueueDestination, QueueEntry
 from controller.domain.calls import (
     Call,
     CallState,
@@ -629,21 +629,48 @@ class CallService:
         if leg is not None and leg.state is not LegState.ENDED:
             await self._execute(session, c.Hangup(leg_id))
 
-    async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None:
-        """Bridge the waiting caller with the agent who answered (a callback: dial the caller)."""
+    async def connect(self, call_id: str, offer_id: str, agent_id: str,
+                      entry: QueueEntry | None = None) -> None:
+        """Bridge the waiting caller with the agent who answered (a callback: dial the caller).
+
+        The ACD made the agent busy when it answered; the connection is made later, so either
+        side may have hung up meanwhile. Then the ACD hears of it here, or the agent would stay
+        busy: an agent gone puts the caller back in its place (``entry``), a caller gone ends
+        the agent's call."""
         session = self._sessions.get(call_id)
         if session is None:
+            if self._acd is not None:
+                self._acd.submit(acd_engine.CallEnded(call_id, agent_id, 0))
             return
         agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
-        if self._waiting.is_callback(call_id) and agent_leg is not None:
+        agent_gone = agent_leg is None or agent_leg.state is LegState.ENDED
+        if self._waiting.is_callback(call_id) and not agent_gone:
             for command in self._waiting.dial_callback(session, agent_leg, agent_id):
                 await self._execute(session, command)
             self._publish(session)
             return
+        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
+        if agent_gone:
+            session.offers.pop(agent_leg.id if agent_leg is not None else "", None)
+            if self._acd is not None:
+                waits = (callers and session.queued is not None) or self._waiting.is_callback(call_id)
+                if entry is not None and waits:
+                    log.info("call %s: agent %s hung up before the caller was connected; the caller "
+                             "waits again in its place", call_id, agent_id, extra={"call_id": call_id})
+                    self._records.put(CallEventRow(call_id, agent_leg.id if agent_leg else None,
+                                                   datetime.now(UTC), "AgentGoneBeforeConnect",
+                                                   {"agent_id": agent_id, "offer_id": offer_id}))
+                    self._acd.submit(acd_engine.ConnectFailed(call_id, agent_id, entry))
+                else:
+                    self._acd.submit(acd_engine.CallEnded(call_id, agent_id, 0))
+            return
         for command in self._waiting.connected(call_id):
             await self._execute(session, command)
-        callers = [leg for leg in session.call.live_legs() if leg.role is LegRole.CALLER]
-        if not callers or agent_leg is None:
+        if not callers:
+            # The caller hung up as the agent answered: nobody to talk to.
+            await self._execute(session, c.Hangup(agent_leg.id))
+            if self._acd is not None:
+                self._acd.submit(acd_engine.CallEnded(call_id, agent_id, 0))
             return
         session.agent_id, session.queued = agent_id, None
         session.bridge_id = f"br-{call_id}"

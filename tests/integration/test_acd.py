@@ -136,3 +136,58 @@ async def test_ring_all_rings_every_free_agent_and_the_first_answer_wins(inbound
     assert set(legs) == {"ra-slow", "ra-fast"}
     assert abs((legs["ra-slow"]["created_at"] - legs["ra-fast"]["created_at"]).total_seconds()) < 1
     assert legs["ra-fast"]["answered_at"] is not None and legs["ra-slow"]["answered_at"] is None
+
+
+async def test_an_agent_who_hangs_up_as_it_answers_is_freed_and_the_caller_keeps_waiting(
+        inbound, dtmf_phones, db_conn):
+    # The ACD makes an agent busy when it answers; the bridge follows a log round trip later.
+    # An agent gone by then must not stay busy, nor may its caller stay on hold for nobody.
+    runtime, client = inbound
+    for agent_id, device in (("quitter", "Local/1003@ccc-test-agent-hangup"),
+                             ("steady", "Local/1004@ccc-test-agent")):
+        created = await client.post("/v1/agents", json={"id": agent_id, "name": agent_id.title(),
+                                                        "device": device})
+        assert created.status_code == 201, created.text
+    queue = await client.post("/v1/queues", json={
+        "name": "race", "strategy": "linear", "ring_timeout_s": 5, "wrap_up_s": 0,
+        "members": [{"agent_id": "quitter", "penalty": 0}, {"agent_id": "steady", "penalty": 0}]})
+    assert queue.status_code == 201, queue.text
+    await flow(client, "to-race", {"q": {"type": "queue", "queue": "race"}}, "q")
+    await route(client, "race", "7601", "to-race")
+    assert (await client.post("/v1/agents/quitter/login")).status_code == 200
+    assert (await client.post("/v1/agents/steady/login")).status_code == 200
+    assert (await client.post("/v1/agents/steady/pause", json={"reason": "meeting"})).status_code == 200
+
+    since = call_clock()
+    phone = await dtmf_phones.call("7601", caller_id='"Race" <5552323>')
+    await phone.wait_answered()
+
+    async def quitter_gone_before_connect() -> bool:
+        cursor = await db_conn.execute(
+            "SELECT count(*) AS n FROM call_events e JOIN calls c ON c.id = e.call_id "
+            "WHERE c.started_at >= %s AND c.dialed = '7601' AND e.kind = 'AgentGoneBeforeConnect'", (since,))
+        return (await cursor.fetchone())["n"] >= 1
+
+    await eventually(quitter_gone_before_connect, 15, what="the agent gone before the bridge")
+    # The caller still waits (first in line), and steady, once back, takes it.
+    assert [c["position"] for c in (await client.get("/v1/queues/race/calls")).json()] == [1]
+    assert (await client.post("/v1/agents/quitter/pause", json={"reason": "meeting"})).status_code == 200
+    assert (await client.post("/v1/agents/steady/unpause")).status_code == 200
+
+    async def bridged_with_steady() -> bool:
+        live = [c for c in runtime.calls.live_calls() if c.dialed == "7601"]
+        return bool(live) and live[0].data.get("agent_id") == "steady"
+
+    await eventually(bridged_with_steady, 15, what="the caller connected with agent steady")
+    assert not phone.gone.is_set()
+
+    async def quitter_paused() -> bool:
+        return await agent_state(client, "quitter") == "paused"
+
+    await eventually(quitter_paused, 10, what="quitter paused, not stuck on a call")
+    await phone.hang_up()
+    call = await ended_call(runtime, db_conn, "7601", since)
+    kinds = [kind for kind, _ in await event_kinds(db_conn, call["id"])]
+    assert kinds.count("AgentConnected") == 1
+    steady_state = await agent_state(client, "steady")
+    assert steady_state in ("available", "wrap_up"), steady_state

@@ -65,7 +65,7 @@ class Phones:
     async def withdraw(self, offer_id: str, agent_id: str) -> None:
         self.floor.ringing.pop(agent_id, None)
 
-    async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None:
+    async def connect(self, call_id: str, offer_id: str, agent_id: str, entry=None) -> None:
         floor = self.floor
         floor.ringing.pop(agent_id, None)
         floor.talking[agent_id] = call_id

@@ -44,7 +44,7 @@ class NoPhones:
     async def withdraw(self, offer_id: str, agent_id: str) -> None:
         pass
 
-    async def connect(self, call_id: str, offer_id: str, agent_id: str) -> None:
+    async def connect(self, call_id: str, offer_id: str, agent_id: str, entry=None) -> None:
         pass
 
     async def overflow(self, call_id: str, reason: str, queue: str,

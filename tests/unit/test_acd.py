@@ -44,6 +44,7 @@ from controller.engines.acd import (
     CallQueued,
     CancelOffer,
     ConnectCall,
+    ConnectFailed,
     FailReason,
     MoveProblem,
     MoveRequested,
@@ -90,6 +91,11 @@ class Harness:
 
 def offers(commands: list[AcdCommand]) -> list[OfferCall]:
     return [cmd for cmd in commands if isinstance(cmd, OfferCall)]
+
+
+def bare(commands: list[AcdCommand]) -> list[AcdCommand]:
+    """The commands with ``ConnectCall.entry`` left out (it is checked where it matters)."""
+    return [replace(cmd, entry=None) if isinstance(cmd, ConnectCall) else cmd for cmd in commands]
 
 
 def the_offer(commands: list[AcdCommand]) -> OfferCall:
@@ -240,7 +246,7 @@ def test_ring_all_first_answer_wins() -> None:
     assert offer.agent_ids == ("a1", "a2", "a3")
     assert all(a.state is S.RESERVED for a in h.state.agents.values())
     commands = h(OfferAnswered(offer.offer_id, "a2"), after_s=3)
-    assert ConnectCall("c1", "a2", offer.offer_id) in commands
+    assert ConnectCall("c1", "a2", offer.offer_id) in bare(commands)
     assert CancelOffer(offer.offer_id, ("a1", "a3")) in commands
     assert [h.agent(a).state for a in ("a1", "a2", "a3")] == [S.AVAILABLE, S.ON_CALL, S.AVAILABLE]
     assert h(OfferAnswered(offer.offer_id, "a1")) == []  # too late: ignored
@@ -442,7 +448,7 @@ def test_callback_keeps_the_place_and_dials_the_agent_first() -> None:
     assert overflowed == ["c1", "c3"]
     offer = the_offer(h(AgentUnpaused("a1")))
     assert offer.call_id == "cb2"
-    assert h(OfferAnswered(offer.offer_id)) == [AgentStateChanged("a1", S.ON_CALL, "answered cb2"),
+    assert bare(h(OfferAnswered(offer.offer_id))) == [AgentStateChanged("a1", S.ON_CALL, "answered cb2"),
                                                 ConnectCall("cb2", "a1", offer.offer_id)]
 
 
@@ -752,7 +758,7 @@ def test_moved_to_a_busy_agent_the_caller_waits_for_it_and_nobody_else_gets_it()
     h.queue("vip2", "r", priority=9)  # a3's own queue has a better caller waiting
     offer = the_offer(h(CallEnded("d1", "a3", 30)))
     assert (offer.call_id, offer.agent_ids, offer.queue) == ("c1", ("a3",), "q")  # first for a3
-    assert h(OfferAnswered(offer.offer_id))[-1] == ConnectCall("c1", "a3", offer.offer_id)
+    assert bare(h(OfferAnswered(offer.offer_id)))[-1] == ConnectCall("c1", "a3", offer.offer_id)
     assert "c1" not in h.state.waiting
 
 
@@ -1004,3 +1010,38 @@ def test_offers_follow_priority_then_fifo(calls: list[tuple[int, int]], strategy
     assert [p for p, _ in sorted(calls, key=lambda c: -c[0])] == [
         calls[int(c[1:])][0] for c in served
     ]
+
+
+# --- an agent who hangs up between answering and being connected ---------------------------
+
+
+def test_an_agent_gone_before_the_connection_puts_the_caller_back_in_its_place() -> None:
+    h = Harness(make(Strategy.LINEAR, wrap_up_s=30))
+    for agent_id in ("a1", "a2", "a3"):
+        h(AgentPaused(agent_id, "meeting"))
+    h.queue("c1")
+    h.queue("c2", after_s=1)
+    first = h.state.waiting["c1"]
+    offer = the_offer(h(AgentUnpaused("a1"), after_s=1))
+    assert offer.call_id == "c1"
+    [connect] = [cmd for cmd in h(OfferAnswered(offer.offer_id)) if isinstance(cmd, ConnectCall)]
+    assert connect.entry == first and "c1" not in h.state.waiting
+    # a1 hung up before the bridge: c1 waits again ahead of c2, and a1 is free without wrap-up
+    # (it handled nothing). a1 is the only agent, so c1 (not c2) rings it again.
+    commands = h(ConnectFailed("c1", "a1", connect.entry), after_s=1)
+    assert h.state.waiting["c1"] == first
+    assert acd.position_of(h.state, "c1") == 1 and acd.position_of(h.state, "c2") == 2
+    assert h.agent("a1").calls_taken == 0
+    assert not any(isinstance(cmd, AgentStateChanged) and cmd.state is S.WRAP_UP for cmd in commands)
+    again = the_offer(commands)
+    assert (again.call_id, again.agent_ids) == ("c1", ("a1",))
+
+
+def test_connect_failed_after_the_call_ended_changes_nothing() -> None:
+    h = Harness(make(Strategy.LINEAR))
+    offer = the_offer(h.queue("c1"))
+    [connect] = [cmd for cmd in h(OfferAnswered(offer.offer_id)) if isinstance(cmd, ConnectCall)]
+    h(CallEnded("c1", offer.agent_ids[0], 12))
+    before = h.state
+    assert h(ConnectFailed("c1", offer.agent_ids[0], connect.entry)) == []
+    assert h.state.waiting == before.waiting == {}
