@@ -347,9 +347,13 @@ class CallService:
                 rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None and leg.role is LegRole.AGENT:
                 self._transition(leg, LegState.UP, event.at)
-                offer_id, agent_id = session.offers[leg.id]
-                if self._acd is not None:
-                    self._acd.submit(acd_engine.OfferAnswered(offer_id, agent_id))
+                offer = session.offers.get(leg.id)
+                if offer is None:
+                    # Answered just as the ACD withdrew the offer (answered elsewhere, the caller
+                    # left): nobody waits for this agent any more.
+                    commands = (c.Hangup(leg.id),)
+                elif self._acd is not None:
+                    self._acd.submit(acd_engine.OfferAnswered(*offer))
                 rows.append(LegRow.of(leg))
             case e.LegArrived() if leg is not None and event.args[:1] == ("callback",):
                 self._transition(leg, LegState.UP, event.at)
