@@ -758,8 +758,7 @@ def _answered(run: _Run, offer_id: str, agent_id: str | None) -> None:
     s.tried.pop(offer.call_id, None)
     agent = s.agents[agent_id]
     run.move(agent, AgentState.ON_CALL, f"answered {offer.call_id}")
-    agent.calls_taken += 1
-    agent.missed_in_a_row = 0
+    agent.calls_taken += 1  # misses in a row are forgiven when the call ends (it may not connect)
     s.talking[agent_id] = (*s.calls_of_agent(agent_id), BusyCall(offer.call_id, offer.queue))
     run.emit(ConnectCall(offer.call_id, agent_id, offer_id, entry))
     others = tuple(a for a in offer.agent_ids if a != agent_id)
@@ -808,6 +807,14 @@ def _connect_failed(run: _Run, event: ConnectFailed) -> None:
         return  # already ended
     agent.calls_taken = max(0, agent.calls_taken - 1)  # never talked
     _call_ended(run, event.call_id, agent.id, 0, handled=False)
+    # A miss like an offer not answered: a phone that answers and drops every call is paused
+    # after the queue's misses in a row, not offered the caller again and again.
+    agent.missed_in_a_row += 1
+    queue = s.queues.get(event.entry.queue)
+    max_misses = queue.max_misses_before_pause if queue is not None else 0
+    if max_misses and agent.missed_in_a_row >= max_misses and agent.state is AgentState.AVAILABLE:
+        run.move(agent, AgentState.PAUSED, NO_ANSWER)
+        run.emit(PauseAgent(agent.id, NO_ANSWER))
     entry = event.entry
     if entry.call_id in s.waiting or entry.queue not in s.queues:
         return
@@ -823,6 +830,8 @@ def _call_ended(run: _Run, call_id: str, agent_id: str, talk_s: int, handled: bo
     if ended is None or agent is None:
         return
     agent.talk_seconds += max(0, talk_s)
+    if handled:
+        agent.missed_in_a_row = 0
     queue = s.queues.get(ended.queue)
     if queue is not None and handled:
         s.handle_times[queue.name] = queue_wait.remember(s.handle_times.get(queue.name, ()),

@@ -293,12 +293,27 @@ def test_missed_offer_goes_to_the_next_agent_and_auto_pauses() -> None:
     assert the_offer(commands).call_id == "c2"
 
 
-def test_answer_resets_the_miss_count() -> None:
+def test_a_call_handled_resets_the_miss_count() -> None:
     h = Harness(make(Strategy.LINEAR, {"a1": {}}, max_misses_before_pause=2))
     offer = the_offer(h.queue("c1"))
     offer = the_offer(h(OfferFailed(offer.offer_id, FailReason.NO_ANSWER)))  # only a1: again
     h(OfferAnswered(offer.offer_id))
-    assert h.agent("a1").missed_in_a_row == 0 and h.agent("a1").calls_taken == 1
+    # Forgiven once the call was really handled: an answer that never connects is a miss.
+    assert h.agent("a1").missed_in_a_row == 1 and h.agent("a1").calls_taken == 1
+    h(CallEnded("c1", "a1", 30))
+    assert h.agent("a1").missed_in_a_row == 0
+
+
+def test_a_phone_that_drops_every_answered_call_is_paused_after_the_misses_in_a_row() -> None:
+    h = Harness(make(Strategy.LINEAR, {"a1": {}}, max_misses_before_pause=2))
+    offer = the_offer(h.queue("c1"))
+    [connect] = [cmd for cmd in h(OfferAnswered(offer.offer_id)) if isinstance(cmd, ConnectCall)]
+    offer = the_offer(h(ConnectFailed("c1", "a1", connect.entry)))  # one miss: offered again
+    [connect] = [cmd for cmd in h(OfferAnswered(offer.offer_id)) if isinstance(cmd, ConnectCall)]
+    commands = h(ConnectFailed("c1", "a1", connect.entry))
+    assert h.agent("a1").state is S.PAUSED and h.agent("a1").paused_reason == acd.NO_ANSWER
+    assert PauseAgent("a1", acd.NO_ANSWER) in commands and offers(commands) == []
+    assert acd.position_of(h.state, "c1") == 1
 
 
 def test_unreachable_device_makes_the_agent_unavailable() -> None:
