@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ class Recordings(Protocol):
 # After its last leg ends, a call waits this long for its flow's last events (a voicemail
 # recording is finished by the caller hanging up; its RecordingFinished comes just after).
 AFTER_HANGUP_GRACE_S = 5.0
+ENDED_REMEMBERED = 10_000  # call ids (see CallService._ended_recently)
 
 
 # What call control (services/call_control.py) does when one of its legs answers or ends.
@@ -170,6 +172,10 @@ class CallService:
         self._waiting.open_call = self._open_callback
         self.recordings: Recordings | None = None  # recording by policy (services/recordings.py)
         self._sessions: dict[str, CallSession] = {}
+        # Calls this process ended lately (bounded): an ACD connection that comes after its call
+        # ended must free the agent, while one for a call not (yet) known here, replayed from
+        # the log after a restart, must not.
+        self._ended_recently: OrderedDict[str, None] = OrderedDict()
         self._call_of_leg: dict[str, str] = {}
         self._finished = asyncio.Condition()
 
@@ -303,6 +309,10 @@ class CallService:
                 timer.cancel()
             self._waiting.call_ended(call.id)
             self._sessions.pop(call.id, None)
+            if call.state is CallState.ENDED:
+                self._ended_recently[call.id] = None
+                while len(self._ended_recently) > ENDED_REMEMBERED:
+                    self._ended_recently.popitem(last=False)
             for leg_id in call.legs:
                 self._call_of_leg.pop(leg_id, None)
             if call.state is CallState.ENDED:
@@ -643,7 +653,7 @@ class CallService:
         the agent's call."""
         session = self._sessions.get(call_id)
         if session is None:
-            if self._acd is not None:
+            if self._acd is not None and call_id in self._ended_recently:
                 self._acd.submit(acd_engine.CallEnded(call_id, agent_id, 0))
             return
         agent_leg = session.call.legs.get(f"{offer_id}.{agent_id}")
