@@ -29,9 +29,8 @@ Pausing uses the switch's pause (not mute): the paused part is left out of every
 
 Policy: an agent's policy wins over its campaign's, which wins over its queue's; with none,
 recording is on demand (the API may start it). ``never`` refuses a start through the API as
-well. Campaign policies are a hook for the campaign issue: calls of a campaign carry
-``data["campaign"]`` (LiveCall.campaign), and ``recording_policies`` accepts the scope
-``campaign`` once its CHECK and PolicyScope name it. The policy is applied when a recording would
+well. A campaign's calls carry ``data["campaign"]`` (LiveCall.campaign), which selects the
+campaign's policy (``PUT /v1/recording-policies/campaign/{id}``). The policy is applied when a recording would
 start; a recording going on follows the call through transfers whatever the next agent's or
 queue's policy says.
 
@@ -102,9 +101,10 @@ class RecordingPolicy(StrEnum):
 class PolicyScope(StrEnum):
     QUEUE = "queue"
     AGENT = "agent"
+    CAMPAIGN = "campaign"
 
 
-# Which policy wins when several apply to a call. 'campaign' is the campaign issue's hook.
+# Which policy wins when several apply to a call.
 POLICY_PRECEDENCE = ("agent", "campaign", "queue")
 
 

@@ -33,9 +33,28 @@ async def test_policies_are_set_listed_replaced_and_removed(client: httpx.AsyncC
     assert (await client.delete("/v1/recording-policies/queue/sales", headers=auth)).status_code == 404
 
 
+async def test_a_campaign_policy_sits_between_the_agent_and_the_queue(client: httpx.AsyncClient,
+                                                                       admin_key: str, runtime: Runtime):
+    auth = bearer(admin_key)
+    for scope, name, policy in (("queue", "sales", "on_demand"), ("campaign", "spring-sale", "always"),
+                                ("agent", "bob", "never")):
+        put = await client.put(f"/v1/recording-policies/{scope}/{name}", json={"policy": policy},
+                               headers=auth)
+        assert put.status_code == 200 and put.json()["scope"] == scope, put.text
+    recordings = runtime.recordings
+    assert await recordings.policy_for("sales", "alice", "spring-sale") == "always"  # campaign over queue
+    assert await recordings.policy_for("sales", "bob", "spring-sale") == "never"  # agent over campaign
+    assert await recordings.policy_for("sales", "alice", None) == "on_demand"
+    assert await recordings.policy_for(None, None, "other-campaign") == "on_demand"  # none: on demand
+    for scope, name in (("queue", "sales"), ("campaign", "spring-sale"), ("agent", "bob")):
+        deleted = await client.delete(f"/v1/recording-policies/{scope}/{name}", headers=auth)
+        assert deleted.status_code == 204
+
+
 async def test_invalid_policies_and_actions_are_422(client: httpx.AsyncClient, admin_key: str):
     auth = bearer(admin_key)
-    for path, body in (("/v1/recording-policies/campaign/x", {"policy": "always"}),
+    for path, body in (("/v1/recording-policies/team/x", {"policy": "always"}),
+                       ("/v1/recording-policies/campaign/Bad Name", {"policy": "always"}),
                        ("/v1/recording-policies/queue/Bad Name", {"policy": "always"}),
                        ("/v1/recording-policies/queue/ok", {"policy": "sometimes"}),
                        ("/v1/recording-policies/queue/ok", {"policy": "always", "extra": 1})):
