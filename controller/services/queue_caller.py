@@ -129,6 +129,9 @@ class QueueCaller:
         call = session.call
         call.data.update({"queue": command.queue, "queue_priority": str(command.priority),
                           "queue_skills": ",".join(f"{k}:{v}" for k, v in command.skills.items())})
+        # When the caller joined, for the reports' waits (the ACD's own copy lives in Redis only).
+        self.records(CallEventRow(call.id, command.leg_id, now, "QueueEntered",
+                                  {"queue": command.queue, "priority": command.priority}))
         config = self.configs(command.queue)
         moh = config.moh_class if config is not None else "default"
         if self.acd is None:
