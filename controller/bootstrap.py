@@ -38,6 +38,7 @@ from controller.services.queue_caller import QueueCaller
 from controller.services.queue_moves import QueueMoves
 from controller.services.queues import QueueService
 from controller.services.recordings import RecordingService, is_recording_leg
+from controller.services.reports import ReportService
 from controller.services.schedules import ScheduleService
 from controller.services.staffing import StaffingService
 from controller.services.voicemails import VoicemailService
@@ -101,6 +102,7 @@ class Runtime:
     outbound: OutboundService
     queue_moves: QueueMoves
     staffing: StaffingService
+    reports: ReportService
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
     alarms: AlarmService
@@ -293,6 +295,7 @@ def build_runtime(settings: Settings) -> Runtime:
         outbound=outbound,
         queue_moves=QueueMoves(acd, db, calls.find),
         staffing=StaffingService(db),
+        reports=ReportService(db),
         webhooks=webhooks,
         webhook_dispatcher=webhook_dispatcher,
         alarms=AlarmService(db, feed, acd, lambda: switch.links, settings.ari_app,

@@ -26,6 +26,7 @@ from controller.api.routes import (
     queue_live,
     queues,
     recordings,
+    reports,
     schedules,
     staffing,
     voicemails,
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(dnc.router)
     app.include_router(staffing.router)
+    app.include_router(reports.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(alarms.router)

@@ -145,6 +145,11 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     # Workforce math: a computation, and a forecast from the call history.
     ("POST", "/v1/staffing"): READERS,
     ("GET", "/v1/staffing/forecast"): READERS,
+    # Reports: an agent key reads its own agent's agent report only (tests/api/test_reports.py).
+    ("GET", "/v1/reports/calls"): READERS,
+    ("GET", "/v1/reports/queues"): READERS,
+    ("GET", "/v1/reports/agents"): AGENT_READERS,
+    ("GET", "/v1/reports/history"): READERS,
     # Webhooks send the floor's events to a URL of the key's choosing: admins only.
     ("GET", "/v1/webhooks"): ADMIN,
     ("POST", "/v1/webhooks"): ADMIN,

@@ -123,13 +123,22 @@ STAFFING = {
         "expected-statuses": ["2xx", "401", "403", "404", "422"]}},
 }
 
+# Reports check what the schema cannot say: the order of the period's dates, its length for the
+# interval, the time zone, the paging cursor; an agent key without an agent, or a supervisor
+# key asking for a queue outside its scope, is refused (403).
+REPORTS = {
+    "include-path-regex": r"^/v1/reports/",
+    "checks": {"positive_data_acceptance": {
+        "expected-statuses": ["2xx", "401", "403", "422"]}},
+}
+
 # The document is the app's own, built the real way; no I/O happens until the app serves.
 schema = schemathesis.openapi.from_dict(
     create_app(build_runtime(make_settings())).openapi(),
     config=SchemathesisConfig.from_dict({
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
         "request-timeout": 10,
-        "operations": [CHECKED_BEYOND_SCHEMA, CLICK_TO_DIAL, STAFFING],
+        "operations": [CHECKED_BEYOND_SCHEMA, CLICK_TO_DIAL, STAFFING, REPORTS],
     }),
 ).exclude(path_regex=NOT_READY_HERE).exclude(path_regex=ENDLESS_STREAM)
 
