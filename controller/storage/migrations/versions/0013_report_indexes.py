@@ -1,0 +1,35 @@
+"""Reports: indexes for one number's interaction history and for the queue entries of a period.
+
+The history of a number (GET /v1/reports/history) looks it up in calls (as caller or as dialed
+number), voicemails and campaign attempts; the queue report finds the period's ``QueueEntered``
+events. Without these, each is a scan of the whole table.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-23
+"""
+
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+    CREATE INDEX calls_dialed ON calls (dialed);
+    CREATE INDEX voicemails_caller_number ON voicemails (caller_number) WHERE deleted_at IS NULL;
+    CREATE INDEX campaign_attempts_number ON campaign_attempts (number, started_at);
+    CREATE INDEX call_events_queue_entered ON call_events (at) WHERE kind = 'QueueEntered';
+    """)
+
+
+def downgrade() -> None:
+    op.execute("""
+    DROP INDEX call_events_queue_entered;
+    DROP INDEX campaign_attempts_number;
+    DROP INDEX voicemails_caller_number;
+    DROP INDEX calls_dialed;
+    """)
