@@ -93,3 +93,13 @@ def test_a_callback_moved_keeps_nobody_on_hold_and_a_stranger_is_ignored() -> No
     assert caller.callbacks["cb-1"].queue == "billing" and session.call.data["queue"] == "billing"
     assert session.queued is None  # nobody on the line: nothing to abandon
     assert caller.moved("stranger", "billing", "sales", "", T0) is None
+
+
+def test_joining_a_queue_is_written_as_a_call_event_for_the_reports() -> None:
+    written: list[object] = []
+    caller = QueueCaller(Acd(), CONFIGS.get, lambda *rows: written.extend(rows))
+    session = Session(Call("call-1", Direction.INBOUND, T0))
+    caller.enter(session, c.EnterQueue("leg-1", "sales", priority=2), T0)
+    [row] = written
+    assert (row.call_id, row.leg_id, row.at, row.kind, row.data) == (  # type: ignore[attr-defined]
+        "call-1", "leg-1", T0, "QueueEntered", {"queue": "sales", "priority": 2})
