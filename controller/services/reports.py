@@ -165,13 +165,13 @@ class ReportService:
     # ---- the agent report ----------------------------------------------------------------------
 
     async def agents(self, reader: Principal, period: Period, agents: Sequence[str] | None) -> AgentReport:
+        cuts = period.cuts()
         if reader.role is Role.AGENT:
-            if reader.agent_id is None:
-                raise Forbidden("this agent key acts for no agent")
             if agents and set(agents) != {reader.agent_id}:
                 raise Forbidden("an agent key reads its own agent's report only")
+            if reader.agent_id is None:
+                return AgentReport(cuts, [])  # it acts for nobody: nobody's report
             agents = [reader.agent_id]
-        cuts = period.cuts()
         since, until = cuts[0].start_utc, cuts[-1].end_utc
         async with self._db.connection() as conn:
             rows = await store.agent_states(conn, since, until, list(agents) if agents else None)
@@ -180,6 +180,21 @@ class ReportService:
         now = self._clock()
         report = await asyncio.to_thread(engine.agent_report, changes, cuts, min(now, until), agents or ())
         return AgentReport(cuts, report)
+
+    # ---- open items ------------------------------------------------------------------------------
+
+    async def open_items(self, reader: Principal, *, agent: str | None, queues: Sequence[str] | None,
+                         after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+        """Calls whose disposition asks for a follow-up; an agent key: its own agent's."""
+        if reader.role is Role.AGENT:
+            if agent is not None and agent != reader.agent_id:
+                raise Forbidden("an agent key reads its own agent's open items only")
+            if reader.agent_id is None:
+                return []  # it acts for nobody: nobody's items
+            agent = reader.agent_id
+        scope = _scope(reader, queues)
+        async with self._db.connection() as conn:
+            return await store.open_items(conn, agent=agent, queues=scope, after=after, limit=limit)
 
     # ---- one number's history ------------------------------------------------------------------
 

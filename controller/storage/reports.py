@@ -199,6 +199,28 @@ async def agent_states(conn: psycopg.AsyncConnection, since: datetime, until: da
     return await cursor.fetchall()
 
 
+async def open_items(conn: psycopg.AsyncConnection, *, agent: str | None, queues: Sequence[str] | None,
+                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Calls whose disposition asks for a follow-up (``follow_up``), oldest first. A newer
+    disposition without it replaces the row (one per call), which is what closes an item."""
+    cursor = await conn.execute(
+        """
+        SELECT d.call_id, d.code, d.notes, d.agent_id, d.created_at, d.updated_at, c.direction,
+               c.started_at, c.caller_number, c.dialed, c.data->>'queue' AS queue
+        FROM call_dispositions d LEFT JOIN calls c ON c.id = d.call_id
+        WHERE d.follow_up
+          AND (%(agent)s::text IS NULL OR d.agent_id = %(agent)s)
+          AND (%(queues)s::text[] IS NULL OR c.data->>'queue' = ANY(%(queues)s))
+          AND (%(after_at)s::timestamptz IS NULL
+               OR (d.updated_at, d.call_id) > (%(after_at)s, %(after_id)s))
+        ORDER BY d.updated_at, d.call_id
+        LIMIT %(limit)s
+        """, {"agent": agent, "queues": list(queues) if queues is not None else None,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None,
+              "limit": limit})
+    return await cursor.fetchall()
+
+
 async def history(conn: psycopg.AsyncConnection, number: str, since: datetime | None, until: datetime | None,
                   queues: Sequence[str] | None, limit: int) -> list[dict[str, Any]]:
     """Everything about one number, newest first: its calls (with disposition and recordings),

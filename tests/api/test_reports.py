@@ -127,6 +127,10 @@ async def dataset(migrated_database: str, runtime: Runtime) -> None:
                     {"queue": SALES, "queue_exit": "callback"})
         await _event(conn, "rp5", "2026-03-08 07:30:00", "QueueEntered", queue=SALES)
         await _event(conn, "rp5", "2026-03-08 07:30:25", "CallbackRequested", queue=SALES)
+        # rp3's disposition asks for nothing more; rp4's (no agent: a CRM's) asks for a follow-up
+        await conn.execute("INSERT INTO call_dispositions (call_id, code, follow_up, updated_at) VALUES "
+                           "('rp3', 'info', false, %s), ('rp4', 'call-back', true, %s)",
+                           (z("2026-03-08 07:16:00"), z("2026-03-08 07:22:00")))
         # rp6, another queue: sent on after 90 s
         await _call(conn, "rp6", "2026-03-08 07:39:58", "2026-03-08 07:42:00",
                     {"queue": SUPPORT, "queue_overflow": "max wait"})
@@ -319,6 +323,30 @@ async def test_call_records_as_csv_are_safe_in_a_spreadsheet(client: httpx.Async
     [row] = list(csv.DictReader(io.StringIO(response.text)))
     assert row["id"] == "rp1" and row["disposition_notes"] == "'=HYPERLINK(\"x\")"
     assert row["legs"] == "caller:rp1.caller;agent:rp1.agent" and row["wait_s"] == "15.0"
+
+
+# ---- open items ---------------------------------------------------------------------------------------
+
+
+async def test_open_items_oldest_first_and_paged(client: httpx.AsyncClient, admin_key: str, runtime: Runtime,
+                                                 dataset: None) -> None:
+    response = await get(client, admin_key, "/v1/reports/open-items", queue=SALES)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [(i["call_id"], i["code"], i["agent_id"]) for i in items] == [("rp1", "sale", AGENT),
+                                                                          ("rp4", "call-back", None)]
+    assert items[0]["notes"] == '=HYPERLINK("x")' and items[0]["caller_number"] == NUMBER
+    first = (await get(client, admin_key, "/v1/reports/open-items", queue=SALES, limit=1)).json()
+    second = (await get(client, admin_key, "/v1/reports/open-items", queue=SALES, limit=1,
+                        after=first["next_cursor"])).json()
+    assert [i["call_id"] for i in first["items"] + second["items"]] == ["rp1", "rp4"]
+    response = await get(client, admin_key, "/v1/reports/open-items", queue=SALES, format="csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["call_id"] for r in rows] == ["rp1", "rp4"] and rows[0]["notes"] == "'=HYPERLINK(\"x\")"
+    _, own = await runtime.api_keys.create("rp-agent-open", Role.AGENT, None, agent_id=AGENT)
+    response = await get(client, own, "/v1/reports/open-items")
+    assert [i["call_id"] for i in response.json()["items"]] == ["rp1"]
+    assert (await get(client, own, "/v1/reports/open-items", agent="someone-else")).status_code == 403
 
 
 # ---- one number's history ---------------------------------------------------------------------------

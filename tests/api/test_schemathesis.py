@@ -124,8 +124,8 @@ STAFFING = {
 }
 
 # Reports check what the schema cannot say: the order of the period's dates, its length for the
-# interval, the time zone, the paging cursor; an agent key without an agent, or a supervisor
-# key asking for a queue outside its scope, is refused (403).
+# interval, the time zone, the paging cursor (422); a supervisor key asking for a queue outside
+# its scope, or an agent key for another agent, is refused (403).
 REPORTS = {
     "include-path-regex": r"^/v1/reports/",
     "checks": {"positive_data_acceptance": {

@@ -110,8 +110,8 @@ def _cursor(value: str | None) -> tuple[datetime, str] | None:
     return instant, call_id
 
 
-def _next_cursor(row: dict[str, Any]) -> str:
-    raw = f"{row['started_at'].isoformat()}|{row['id']}".encode()
+def _next_cursor(at: datetime, key: str) -> str:
+    raw = f"{at.isoformat()}|{key}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -146,7 +146,7 @@ async def call_records(
         principal, since=since, until=until, queues=_names(queue, QUEUE_PATTERN, "queue"), agent=agent,
         number=number, campaign=campaign, outcome=outcome.value if outcome else None, after=_cursor(after),
         limit=limit)
-    next_cursor = _next_cursor(rows[-1]) if len(rows) == limit else None
+    next_cursor = _next_cursor(rows[-1]["started_at"], rows[-1]["id"]) if len(rows) == limit else None
     if fmt is Format.csv:
         records = [[_cell(row[name]) for name in CDR_FIELDS] for row in rows]
         return _csv("calls", CDR_FIELDS, records, {"X-Next-Cursor": next_cursor} if next_cursor else None)
@@ -307,6 +307,40 @@ async def agent_report(
                                       **_agent_figures(row.figures)})
     return JSONResponse({"tz": zone.key, "interval": interval.value, "from": first.isoformat(),
                          "to": last.isoformat(), "agents": list(agents.values())})
+
+
+# ---- open items ----------------------------------------------------------------------------------------
+
+
+OPEN_FIELDS = ["call_id", "code", "notes", "agent_id", "created_at", "updated_at", "direction", "started_at",
+               "caller_number", "dialed", "queue"]
+
+
+@router.get("/open-items", summary="Calls whose disposition asks for a follow-up, oldest first (an agent "
+                                   "key: its own agent's)",
+            responses={**CSV, **PROBLEMS})
+async def open_items(
+    queue: Annotated[list[str] | None, Query(description="Only calls whose last queue is one of "
+                                                         "these")] = None,
+    agent: Annotated[str | None, Query(pattern=AGENT_ID_PATTERN,
+                                       description="Only items this agent recorded")] = None,
+    after: Annotated[str | None, Query(max_length=200,
+                                       description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    fmt: Fmt = Format.json,
+    runtime: Runtime = Depends(get_runtime),
+    principal: Principal = Depends(AGENT_REPORT_READERS),
+) -> Response:
+    rows = await runtime.reports.open_items(principal, agent=agent,
+                                            queues=_names(queue, QUEUE_PATTERN, "queue"),
+                                            after=_cursor(after), limit=limit)
+    next_cursor = _next_cursor(rows[-1]["updated_at"], rows[-1]["call_id"]) if len(rows) == limit else None
+    items = [{name: row[name] for name in OPEN_FIELDS} for row in rows]
+    if fmt is Format.csv:
+        records = [[_cell(item[name]) for name in OPEN_FIELDS] for item in items]
+        return _csv("open-items", OPEN_FIELDS, records,
+                    {"X-Next-Cursor": next_cursor} if next_cursor else None)
+    return JSONResponse(_jsonable({"items": items, "next_cursor": next_cursor}))
 
 
 # ---- one number's history ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The history of a number (GET /v1/reports/history) looks it up in calls (as caller or as dialed
 number), voicemails and campaign attempts; the queue report finds the period's ``QueueEntered``
-events. Without these, each is a scan of the whole table.
+events; the open items are the dispositions asking for a follow-up.
+Without these, each is a scan of the whole table.
 
 Revision ID: 0013
 Revises: 0012
@@ -23,11 +24,13 @@ def upgrade() -> None:
     CREATE INDEX voicemails_caller_number ON voicemails (caller_number) WHERE deleted_at IS NULL;
     CREATE INDEX campaign_attempts_number ON campaign_attempts (number, started_at);
     CREATE INDEX call_events_queue_entered ON call_events (at) WHERE kind = 'QueueEntered';
+    CREATE INDEX call_dispositions_open ON call_dispositions (updated_at, call_id) WHERE follow_up;
     """)
 
 
 def downgrade() -> None:
     op.execute("""
+    DROP INDEX call_dispositions_open;
     DROP INDEX call_events_queue_entered;
     DROP INDEX campaign_attempts_number;
     DROP INDEX voicemails_caller_number;
