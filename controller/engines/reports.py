@@ -1,4 +1,4 @@
-"""Reports: the queue interval report and the agent report, from plain records.
+"""Reports: the queue interval report, the agent report and the campaign report, from plain records.
 
 Pure: the storage hands in one record per queue entry (a caller's stay in one queue) and the
 agent state log; this module cuts the period into intervals and counts. No clock: the end of
@@ -529,3 +529,113 @@ def _hold_s(events: Sequence[CallEvent], until: datetime | None) -> float | None
     if held_at is not None and until is not None:
         total += _seconds(held_at, until)
     return total if seen else None
+
+
+# ---- the campaign report ------------------------------------------------------------------------
+
+# Attempt outcomes where a person answered (docs/pacing.md: machines are in neither count), and of
+# those, where an agent took the call.
+PERSON_OUTCOMES = frozenset({"answered", "abandoned", "callback"})
+CONNECTED_OUTCOMES = frozenset({"answered", "callback"})
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A campaign attempt as the report reads it (``cancelled`` ones are left out by the storage:
+    they count as no attempt)."""
+
+    campaign_id: str
+    contact_id: int
+    started_at: datetime
+    outcome: str | None  # None: still open
+    disposition: str | None = None
+    agent_id: str | None = None
+    talk_s: float | None = None  # the attempt's call, answered to ended
+
+
+@dataclass(slots=True)
+class CampaignFigures:
+    attempts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # "in_progress" for open attempts
+    dispositions: dict[str, int] = field(default_factory=dict)
+    answered_by_person: int = 0
+    abandoned: int = 0
+    contacts_dialed: int = 0
+    contacts_reached: int = 0
+    talk_s: float = 0.0
+    agent_s: float = 0.0  # logged-in time of the campaign's agents
+
+    @property
+    def answer_rate(self) -> float | None:
+        """Answered by a person / attempts closed."""
+        closed = self.attempts - self.outcomes.get("in_progress", 0)
+        return self.answered_by_person / closed if closed else None
+
+    @property
+    def abandon_rate(self) -> float | None:
+        """Abandoned / answered by a person (the FCC's and Ofcom's measure)."""
+        return self.abandoned / self.answered_by_person if self.answered_by_person else None
+
+    @property
+    def talk_per_agent_hour_s(self) -> float | None:
+        return self.talk_s / (self.agent_s / 3600) if self.agent_s else None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRow:
+    campaign_id: str
+    bucket: Bucket | None  # None: the campaign's total over the period
+    figures: CampaignFigures
+
+
+def campaign_report(attempts: Iterable[Attempt], cuts: Sequence[Bucket],
+                    agent_seconds: dict[str, Sequence[float]]) -> list[CampaignRow]:
+    """One row per (campaign, bucket), then a total per campaign. An attempt counts in the bucket
+    it started in. ``agent_seconds`` is each agent's logged-in seconds per bucket (the agent
+    report's); a campaign's agent time is that of the agents who made its attempts in the period.
+    Contacts are counted once per bucket, and once in the total."""
+    locate = _Locator(cuts)
+    per: dict[str, list[CampaignFigures]] = {}
+    dialed: dict[str, list[set[int]]] = {}
+    reached: dict[str, list[set[int]]] = {}
+    agents: dict[str, set[str]] = defaultdict(set)
+    for attempt in attempts:
+        i = locate.index(attempt.started_at)
+        if i is None:
+            continue
+        campaign = attempt.campaign_id
+        if campaign not in per:
+            per[campaign] = [CampaignFigures() for _ in cuts]
+            dialed[campaign] = [set() for _ in cuts]
+            reached[campaign] = [set() for _ in cuts]
+        f = per[campaign][i]
+        f.attempts += 1
+        outcome = attempt.outcome or "in_progress"
+        f.outcomes[outcome] = f.outcomes.get(outcome, 0) + 1
+        if attempt.disposition:
+            f.dispositions[attempt.disposition] = f.dispositions.get(attempt.disposition, 0) + 1
+        f.answered_by_person += outcome in PERSON_OUTCOMES
+        f.abandoned += outcome == "abandoned"
+        f.talk_s += attempt.talk_s or 0.0
+        dialed[campaign][i].add(attempt.contact_id)
+        if outcome in CONNECTED_OUTCOMES:
+            reached[campaign][i].add(attempt.contact_id)
+        if attempt.agent_id:
+            agents[campaign].add(attempt.agent_id)
+    rows: list[CampaignRow] = []
+    for campaign in sorted(per):
+        figures = per[campaign]
+        total = CampaignFigures()
+        for i, f in enumerate(figures):
+            f.contacts_dialed, f.contacts_reached = len(dialed[campaign][i]), len(reached[campaign][i])
+            f.agent_s = sum(agent_seconds.get(agent, [0.0] * len(cuts))[i] for agent in agents[campaign])
+            for name in ("attempts", "answered_by_person", "abandoned", "talk_s", "agent_s"):
+                setattr(total, name, getattr(total, name) + getattr(f, name))
+            for source, target in ((f.outcomes, total.outcomes), (f.dispositions, total.dispositions)):
+                for key, count in source.items():
+                    target[key] = target.get(key, 0) + count
+        total.contacts_dialed = len(set().union(*dialed[campaign]))
+        total.contacts_reached = len(set().union(*reached[campaign]))
+        rows.extend(CampaignRow(campaign, cut, f) for cut, f in zip(cuts, figures, strict=True))
+        rows.append(CampaignRow(campaign, None, total))
+    return rows

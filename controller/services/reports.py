@@ -1,5 +1,5 @@
 """Reports (docs/reports.md): the call detail records, the queue interval report, the agent
-report and one number's interaction history.
+report, the campaign report, one number's interaction history and the open items.
 
 Postgres selects the period's rows (storage/reports.py); engines/reports.py cuts the period into
 local buckets and counts. A supervisor key limited to queues sees those queues' calls only; an
@@ -50,6 +50,12 @@ class Period:
 class QueueReport:
     cuts: list[engine.Bucket]
     rows: list[engine.QueueRow]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignReport:
+    cuts: list[engine.Bucket]
+    rows: list[engine.CampaignRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,32 @@ class ReportService:
         now = self._clock()
         report = await asyncio.to_thread(engine.agent_report, changes, cuts, min(now, until), agents or ())
         return AgentReport(cuts, report)
+
+    # ---- the campaign report -------------------------------------------------------------------
+
+    async def campaigns(self, reader: Principal, period: Period,
+                        campaigns: Sequence[str] | None) -> CampaignReport:
+        """Attempts per campaign and bucket; a supervisor limited to queues: campaigns of those
+        queues. Talk per agent hour divides by the logged-in time of the agents who made the
+        campaign's attempts in the period (all of it: they may have taken other calls too)."""
+        cuts = period.cuts()
+        scope = _scope(reader, None)
+        since, until = cuts[0].start_utc, cuts[-1].end_utc
+        async with self._db.connection() as conn:
+            rows = await store.campaign_attempts(conn, since, until, list(campaigns) if campaigns else None,
+                                                 scope)
+            agents = sorted({r["agent_id"] for r in rows if r["agent_id"]})
+            states = await store.agent_states(conn, since, until, agents) if agents else []
+        attempts = [engine.Attempt(r["campaign_id"], r["contact_id"], r["started_at"], r["outcome"],
+                                   r["disposition"], r["agent_id"], r["talk_s"]) for r in rows]
+        changes = [engine.StateChange(r["agent_id"], r["at"], r["state"], r["reason"], r["call_id"])
+                   for r in states]
+        agent_rows = engine.agent_report(changes, cuts, min(self._clock(), until), agents)
+        seconds: dict[str, list[float]] = defaultdict(list)
+        for row in agent_rows:
+            if row.bucket is not None:
+                seconds[row.agent_id].append(row.figures.logged_in_s)
+        return CampaignReport(cuts, await asyncio.to_thread(engine.campaign_report, attempts, cuts, seconds))
 
     # ---- open items ------------------------------------------------------------------------------
 

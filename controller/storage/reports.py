@@ -199,6 +199,28 @@ async def agent_states(conn: psycopg.AsyncConnection, since: datetime, until: da
     return await cursor.fetchall()
 
 
+async def campaign_attempts(conn: psycopg.AsyncConnection, since: datetime, until: datetime,
+                            campaigns: Sequence[str] | None,
+                            queues: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Campaign attempts started in ``[since, until)`` (``cancelled`` ones count as no attempt),
+    with the talk of those an agent took: their call's answered to ended time."""
+    cursor = await conn.execute(
+        """
+        SELECT a.campaign_id, a.contact_id, a.started_at, a.outcome, a.disposition, a.agent_id,
+               CASE WHEN a.outcome IN ('answered', 'callback') AND c.ended_at IS NOT NULL
+                    THEN extract(epoch FROM c.ended_at - coalesce(c.answered_at, c.started_at))::float8
+               END AS talk_s
+        FROM campaign_attempts a LEFT JOIN calls c ON c.id = a.call_id
+        WHERE a.started_at >= %(since)s AND a.started_at < %(until)s
+          AND a.outcome IS DISTINCT FROM 'cancelled'
+          AND (%(campaigns)s::text[] IS NULL OR a.campaign_id = ANY(%(campaigns)s))
+          AND (%(queues)s::text[] IS NULL OR EXISTS (
+                   SELECT 1 FROM campaigns k WHERE k.id = a.campaign_id AND k.queue = ANY(%(queues)s)))
+        """, {"since": since, "until": until, "campaigns": list(campaigns) if campaigns is not None else None,
+              "queues": list(queues) if queues is not None else None})
+    return await cursor.fetchall()
+
+
 async def open_items(conn: psycopg.AsyncConnection, *, agent: str | None, queues: Sequence[str] | None,
                      after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
     """Calls whose disposition asks for a follow-up (``follow_up``), oldest first. A newer

@@ -151,6 +151,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/reports/agents"): AGENT_READERS,
     ("GET", "/v1/reports/history"): READERS,
     ("GET", "/v1/reports/open-items"): AGENT_READERS,
+    ("GET", "/v1/reports/campaigns"): READERS,
     # Webhooks send the floor's events to a URL of the key's choosing: admins only.
     ("GET", "/v1/webhooks"): ADMIN,
     ("POST", "/v1/webhooks"): ADMIN,

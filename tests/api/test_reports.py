@@ -151,6 +151,25 @@ async def dataset(migrated_database: str, runtime: Runtime) -> None:
                            "ended_at, outcome) VALUES (%s, 'rp-camp', %s, %s, %s, %s, 'no_answer')",
                            (uuid.uuid4(), contact, NUMBER, z("2026-03-10 15:00:00"),
                             z("2026-03-10 15:00:30")))
+        # March 10 (New York): another contact answered (300 s with the agent), then abandoned
+        # (nobody free), then a cancelled attempt, which counts as none; the agent works 2 hours.
+        cursor = await conn.execute(
+            "INSERT INTO campaign_contacts (campaign_id, number, timezones, timezone_source, area_key) "
+            "VALUES ('rp-camp', '+15550002', '{America/New_York}', 'campaign', 'x') RETURNING id")
+        other = (await cursor.fetchone())[0]  # type: ignore[index]
+        await _call(conn, "rp-out1", "2026-03-10 16:00:00", "2026-03-10 16:05:10", {"agent_id": AGENT},
+                    answered="2026-03-10 16:00:10")
+        for at, outcome, disposition, agent, call_id in (
+                ("2026-03-10 16:00:00", "answered", "sale", AGENT, "rp-out1"),
+                ("2026-03-10 17:00:00", "abandoned", None, None, None),
+                ("2026-03-10 18:00:00", "cancelled", None, None, None)):
+            await conn.execute("INSERT INTO campaign_attempts (id, campaign_id, contact_id, number, "
+                               "started_at, outcome, disposition, agent_id, call_id) "
+                               "VALUES (%s, 'rp-camp', %s, '+15550002', %s, %s, %s, %s, %s)",
+                               (uuid.uuid4(), other, z(at), outcome, disposition, agent, call_id))
+        for at, state in (("2026-03-10 15:30:00", "available"), ("2026-03-10 17:30:00", "logged_out")):
+            await conn.execute("INSERT INTO agent_state_log (agent_id, at, state) VALUES (%s, %s, %s)",
+                               (AGENT, z(at), state))
 
 
 async def get(client: httpx.AsyncClient, key: str, path: str, **params: Any) -> httpx.Response:
@@ -323,6 +342,31 @@ async def test_call_records_as_csv_are_safe_in_a_spreadsheet(client: httpx.Async
     [row] = list(csv.DictReader(io.StringIO(response.text)))
     assert row["id"] == "rp1" and row["disposition_notes"] == "'=HYPERLINK(\"x\")"
     assert row["legs"] == "caller:rp1.caller;agent:rp1.agent" and row["wait_s"] == "15.0"
+
+
+# ---- the campaign report -----------------------------------------------------------------------------
+
+
+async def test_campaign_report_by_day(client: httpx.AsyncClient, admin_key: str, dataset: None) -> None:
+    response = await get(client, admin_key, "/v1/reports/campaigns", **{
+        "from": "2026-03-10", "to": "2026-03-10", "tz": "America/New_York", "campaign": "rp-camp"})
+    assert response.status_code == 200, response.text
+    [campaign] = response.json()["campaigns"]
+    day = campaign["total"]
+    # 3 attempts (no answer, answered, abandoned; the cancelled one is none) at 2 contacts
+    assert (day["attempts"], day["contacts_dialed"], day["contacts_reached"]) == (3, 2, 1)
+    assert (day["answered_by_person"], day["abandoned"]) == (2, 1)
+    assert day["answer_rate_pct"] == pytest.approx(66.667) and day["abandon_pct"] == 50.0
+    assert day["outcomes"] == {"abandoned": 1, "answered": 1, "no_answer": 1}
+    assert day["dispositions"] == {"sale": 1}
+    # 300 s of talk (16:00:10-16:05:10) over the agent's 2 logged-in hours
+    assert (day["talk_s"], day["agent_hours"], day["talk_per_agent_hour_s"]) == (300.0, 2.0, 150.0)
+    response = await get(client, admin_key, "/v1/reports/campaigns", **{
+        "from": "2026-03-10", "to": "2026-03-10", "tz": "America/New_York", "campaign": "rp-camp",
+        "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows[-1]["start"] == "total" and rows[-1]["outcome_answered"] == "1"
+    assert rows[-1]["disposition_sale"] == "1"
 
 
 # ---- open items ---------------------------------------------------------------------------------------

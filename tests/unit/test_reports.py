@@ -17,6 +17,7 @@ import pytest
 
 from controller.engines.reports import (
     AgentRow,
+    Attempt,
     CallEvent,
     Interval,
     Outcome,
@@ -25,6 +26,7 @@ from controller.engines.reports import (
     StateChange,
     agent_report,
     buckets,
+    campaign_report,
     queue_entries,
     queue_report,
 )
@@ -327,3 +329,40 @@ def test_entries_when_the_new_queue_is_written_before_the_old_one_overflow() -> 
     assert (sales.queue, sales.outcome, sales.wait_s) == ("sales", Outcome.overflowed, 60.0)
     assert (support.queue, support.outcome, support.wait_s) == ("support", Outcome.moved, 10.0)
     assert (vip.queue, vip.outcome, vip.wait_s) == ("vip", Outcome.abandoned, 2.0)
+
+
+# ---- the campaign report --------------------------------------------------------------------------
+
+
+def test_campaign_report_by_day_in_paris_across_the_spring_change() -> None:
+    # Paris, 2026-03-28 (24 h) and 2026-03-29 (23 h). 03-29 starts at 2026-03-28 23:00Z.
+    attempts = [
+        Attempt("cmp", 1, z("2026-03-28 09:00:00"), "answered", "sale", "ag", talk_s=300.0),
+        Attempt("cmp", 2, z("2026-03-28 09:05:00"), "no_answer"),
+        Attempt("cmp", 2, z("2026-03-28 22:59:59"), "busy"),  # still the 28th in Paris (23:59:59)
+        Attempt("cmp", 3, z("2026-03-28 23:00:00"), "abandoned"),  # 00:00 on the 29th
+        Attempt("cmp", 4, z("2026-03-29 08:00:00"), "machine"),
+        Attempt("cmp", 1, z("2026-03-29 09:00:00"), "callback", "call-later", "ag", talk_s=60.0),
+        Attempt("cmp", 5, z("2026-03-29 10:00:00"), None),
+        Attempt("other", 9, z("2026-03-29 10:00:00"), "answered", "sale"),
+    ]
+    cuts = buckets(date(2026, 3, 28), date(2026, 3, 29), PARIS, Interval.day)
+    # the agent's logged-in time: 2 h on the 28th, 1 h on the 29th
+    rows = campaign_report(attempts, cuts, {"ag": [7200.0, 3600.0], "unrelated": [99999.0, 99999.0]})
+    mine = [r for r in rows if r.campaign_id == "cmp"]
+    d28, d29, total = (r.figures for r in mine)
+    # the 28th: 3 attempts (answered, no answer, busy), 2 contacts, 1 answered by a person
+    assert (d28.attempts, d28.contacts_dialed, d28.contacts_reached, d28.answered_by_person) == (3, 2, 1, 1)
+    assert d28.outcomes == {"answered": 1, "no_answer": 1, "busy": 1} and d28.dispositions == {"sale": 1}
+    assert d28.answer_rate == pytest.approx(1 / 3) and d28.abandon_rate == 0.0
+    assert d28.talk_per_agent_hour_s == 150.0  # 300 s of talk in 2 agent-hours
+    # the 29th: 4 attempts, one still open; by a person: abandoned + callback; reached: contact 1
+    assert (d29.attempts, d29.contacts_dialed, d29.contacts_reached, d29.answered_by_person) == (4, 4, 1, 2)
+    assert d29.outcomes == {"abandoned": 1, "machine": 1, "callback": 1, "in_progress": 1}
+    assert d29.answer_rate == pytest.approx(2 / 3)  # of the 3 closed
+    assert d29.abandon_rate == 0.5 and d29.talk_per_agent_hour_s == 60.0
+    assert (total.attempts, total.contacts_dialed, total.contacts_reached) == (7, 5, 1)
+    assert total.abandon_rate == pytest.approx(1 / 3)  # 1 abandoned / 3 answered by a person
+    assert total.dispositions == {"sale": 1, "call-later": 1}
+    assert total.talk_per_agent_hour_s == pytest.approx(360 / 3)
+    assert [r.figures.attempts for r in rows if r.campaign_id == "other"] == [0, 1, 1]

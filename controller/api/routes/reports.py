@@ -1,8 +1,9 @@
-"""Reports (docs/reports.md): call detail records, the queue interval report, the agent report
-and one number's interaction history, as JSON or (``?format=csv``) CSV.
+"""Reports (docs/reports.md): call detail records, the queue interval report, the agent report,
+the campaign report, one number's interaction history and the open items, as JSON or
+(``?format=csv``) CSV.
 
 Admins, supervisors (a key limited to queues: those queues' calls) and integrations (CRMs) read
-them; an agent key reads only its own agent's agent report. Every parameter is checked: a bad
+them; an agent key reads only its own agent's agent report and open items. Every parameter is checked: a bad
 zone, interval, date order or a period too long is a 422 naming it."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from controller.domain.errors import InvalidRequest
 from controller.engines import reports as engine
 from controller.services.agents import ID_PATTERN
 from controller.services.csv_files import write_rows
-from controller.services.reports import AgentReport, Period, QueueReport
+from controller.services.reports import AgentReport, CampaignReport, Period, QueueReport
 from controller.storage.reports import OUTCOMES
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -307,6 +308,70 @@ async def agent_report(
                                       **_agent_figures(row.figures)})
     return JSONResponse({"tz": zone.key, "interval": interval.value, "from": first.isoformat(),
                          "to": last.isoformat(), "agents": list(agents.values())})
+
+
+# ---- the campaign report -----------------------------------------------------------------------------
+
+
+CAMPAIGN_FIELDS = ["attempts", "contacts_dialed", "contacts_reached", "answered_by_person", "abandoned",
+                   "answer_rate_pct", "abandon_pct", "talk_s", "agent_hours", "talk_per_agent_hour_s"]
+
+
+def _campaign_figures(f: engine.CampaignFigures) -> dict[str, Any]:
+    return {
+        "attempts": f.attempts, "contacts_dialed": f.contacts_dialed, "contacts_reached": f.contacts_reached,
+        "answered_by_person": f.answered_by_person, "abandoned": f.abandoned,
+        "answer_rate_pct": _round(None if f.answer_rate is None else 100 * f.answer_rate),
+        "abandon_pct": _round(None if f.abandon_rate is None else 100 * f.abandon_rate),
+        "talk_s": _round(f.talk_s), "agent_hours": _round(f.agent_s / 3600),
+        "talk_per_agent_hour_s": _round(f.talk_per_agent_hour_s),
+        "outcomes": dict(sorted(f.outcomes.items())), "dispositions": dict(sorted(f.dispositions.items())),
+    }
+
+
+@router.get("/campaigns", summary="Campaign report: attempts, contacts reached, answer and abandonment "
+                                  "rates, outcomes and dispositions, talk per agent hour, per campaign and "
+                                  "interval",
+            responses={**CSV, **PROBLEMS})
+async def campaign_report(
+    first: FirstDay,
+    last: LastDay,
+    tz: Zone = "UTC",
+    interval: Annotated[engine.Interval, Query(description="15, 30 or 60 minutes, day or week")
+                        ] = engine.Interval.day,
+    campaign: Annotated[list[str] | None, Query(description="Only these campaigns (default: every campaign "
+                                                            "with attempts)")] = None,
+    fmt: Fmt = Format.json,
+    runtime: Runtime = Depends(get_runtime),
+    principal: Principal = Depends(READERS),
+) -> Response:
+    zone = _zone(tz)
+    report: CampaignReport = await runtime.reports.campaigns(principal, Period(first, last, zone, interval),
+                                                             _names(campaign, ID_PATTERN, "campaign"))
+    if fmt is Format.csv:
+        outcomes = sorted({k for row in report.rows for k in row.figures.outcomes})
+        dispositions = sorted({k for row in report.rows for k in row.figures.dispositions})
+        header = ["campaign_id", "start", "end", *CAMPAIGN_FIELDS, *(f"outcome_{k}" for k in outcomes),
+                  *(f"disposition_{k}" for k in dispositions)]
+        records = []
+        for row in report.rows:
+            figures = _campaign_figures(row.figures)
+            start, end = (_iso(row.bucket.start), _iso(row.bucket.end)) if row.bucket else ("total", "")
+            records.append([row.campaign_id, start, end, *(figures[name] for name in CAMPAIGN_FIELDS),
+                            *(figures["outcomes"].get(k, 0) for k in outcomes),
+                            *(figures["dispositions"].get(k, 0) for k in dispositions)])
+        return _csv("campaigns", header, records)
+    campaigns: dict[str, dict[str, Any]] = {}
+    for row in report.rows:
+        item = campaigns.setdefault(row.campaign_id, {"campaign_id": row.campaign_id, "intervals": [],
+                                                      "total": None})
+        if row.bucket is None:
+            item["total"] = _campaign_figures(row.figures)
+        else:
+            item["intervals"].append({"start": _iso(row.bucket.start), "end": _iso(row.bucket.end),
+                                      **_campaign_figures(row.figures)})
+    return JSONResponse({"tz": zone.key, "interval": interval.value, "from": first.isoformat(),
+                         "to": last.isoformat(), "campaigns": list(campaigns.values())})
 
 
 # ---- open items ----------------------------------------------------------------------------------------
