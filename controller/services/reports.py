@@ -130,7 +130,8 @@ class ReportService:
                 "queues": list(dict.fromkeys(s.queue for s in stays)),
                 # Every stay's wait added up (a caller sent on from queue to queue waited in each).
                 "wait_s": sum(s.wait_s for s in stays if s.wait_s is not None) if stays else None,
-                "talk_s": answered.talk_s if answered else _plain_talk(row),
+                # A caller who waited and was never answered by an agent talked to nobody.
+                "talk_s": answered.talk_s if answered else None if stays else _plain_talk(row),
                 "hold_s": answered.hold_s if answered else None,
                 "wrap_s": wraps.get(row["id"]),
                 "transferred": any(s.transferred for s in stays),

@@ -322,7 +322,7 @@ async def test_call_records_paged_and_filtered(client: httpx.AsyncClient, admin_
     assert [leg["role"] for leg in rp1["legs"]] == ["caller", "agent"]
     assert (rp3["hold_s"], rp3["transferred"], rp3["wrap_s"]) == (20.0, True, 0.0)
     assert [calls[c]["outcome"] for c in ("rp2", "rp4", "rp5")] == ["abandoned", "abandoned", "callback"]
-    assert calls["rp2"]["wait_s"] == 3.0
+    assert (calls["rp2"]["wait_s"], calls["rp2"]["talk_s"]) == (3.0, None)
     response = await get(client, admin_key, "/v1/reports/calls", outcome="abandoned", **period)
     assert [c["id"] for c in response.json()["calls"]] == ["rp4", "rp2"]
     response = await get(client, admin_key, "/v1/reports/calls", agent=AGENT, **period)
