@@ -265,7 +265,7 @@ class ReportService:
 def _events_by_call(rows: Sequence[dict[str, Any]]) -> dict[str, list[engine.CallEvent]]:
     by: dict[str, list[engine.CallEvent]] = defaultdict(list)
     for row in rows:
-        data = {k: str(v) for k, v in (row["data"] or {}).items() if v is not None}
+        data = {k: row[k] for k in ("queue", "from_queue", "agent_id") if row[k] is not None}
         by[row["call_id"]].append(engine.CallEvent(row["at"], row["kind"], data, row["leg_ended_at"]))
     return by
 
