@@ -5,15 +5,15 @@ number), voicemails and campaign attempts; the queue report finds the period's `
 events; the open items are the dispositions asking for a follow-up.
 Without these, each is a scan of the whole table.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-23
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
