@@ -348,9 +348,10 @@ def api_raw(line: str) -> bytes:
     return command("api " + _no_control(line, "api line"))
 
 
-def bgapi_raw(line: str, job_uuid: str) -> bytes:
-    job = safe_uuid(job_uuid, "Job-UUID")
-    return command("bgapi " + _no_control(line, "bgapi line"), [("Job-UUID", job)])
+def bgapi_raw(line: str, job_uuid: str = "") -> bytes:
+    """``bgapi <line>`` with our ``Job-UUID`` header ('' lets FreeSWITCH choose one)."""
+    headers = [("Job-UUID", safe_uuid(job_uuid, "Job-UUID"))] if job_uuid else []
+    return command("bgapi " + _no_control(line, "bgapi line"), headers)
 
 
 def event_subscription(fmt: str, names: Sequence[str]) -> bytes:
