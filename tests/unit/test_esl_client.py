@@ -329,3 +329,43 @@ async def test_losing_the_connection_fails_waiting_commands_and_jobs() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_11_twenty_pipelined_bgapi_originates_and_kills() -> None:
+    """Replays a real FreeSWITCH 1.10.12 session: 20 ``bgapi originate`` written back to back
+    (each with our origination uuid and Job-UUID), the 20 replies in order, the results in
+    completion order among 120 events, then 20 pipelined ``bgapi uuid_kill``."""
+    scenario = "11-burst-20-calls"
+    doc = load(scenario)
+    recorded_calls: list[str] = doc["meta"]["call_uuids"]
+    recorded_kills = [f["data"].split()[2] for f in doc["frames"]
+                      if f["dir"] == "send" and f["data"].startswith("bgapi uuid_kill")]
+    session = Session("c1")
+    events: list[p.Event] = []
+    async with replay(scenario, session) as (server, port):
+        connection = await EslConnection.open("127.0.0.1", port, on_event=events.append)
+        await connection.authenticate("ClueCon")
+        assert await connection.api("fsctl sps 100") == "+OK sessions per second: 100\n"
+        await connection.command(p.event_subscription("plain", [
+            "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE",
+            "CHANNEL_DESTROY", "BACKGROUND_JOB"]))
+        ours = [str(uuid.uuid4()) for _ in recorded_calls]
+        started = [connection.bgapi(p.originate_line("loopback/9664", variables={"origination_uuid": u}))
+                   for u in ours]
+        replies = await asyncio.gather(*(reply for reply, _ in started))
+        assert [r.reply_text for r in replies] == [f"+OK Job-UUID: {job.uuid}" for _, job in started]
+        results = await asyncio.wait_for(asyncio.gather(*(job.result for _, job in started)), 5)
+        assert results == [f"+OK {u}\n" for u in ours]  # each job got its own call's result
+
+        ours_for = dict(zip(recorded_calls, ours, strict=True))
+        kills = [connection.bgapi(f"uuid_kill {ours_for[recorded]}") for recorded in recorded_kills]
+        assert await asyncio.wait_for(asyncio.gather(*(job.result for _, job in kills)), 5) == ["+OK\n"] * 20
+        assert await connection.api("fsctl sps 30") == "+OK sessions per second: 30\n"
+        await connection.exit()
+        await until(lambda: session.done)
+    assert server.errors == []
+    completion = [e.job_uuid for e in events if e.name == "BACKGROUND_JOB"][:20]
+    assert sorted(completion) == sorted(job.uuid for _, job in started)
+    assert completion != [job.uuid for _, job in started]  # completion order is not submission order
+    destroyed = {e.unique_id for e in events if e.name == "CHANNEL_DESTROY"}
+    assert set(ours) <= destroyed and len(destroyed) == 40
