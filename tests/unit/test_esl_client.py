@@ -13,7 +13,7 @@ import pytest
 
 from controller.adapters.esl import protocol as p
 from controller.adapters.esl.client import AuthenticationFailed, EslClient, EslConnection
-from controller.domain.errors import CommandRejected, SwitchUnavailable
+from controller.domain.errors import CommandRejected, SwitchUnavailable, UnsafeValue
 from tests.conftest import eventually
 
 from .esl_server import Session, TranscriptServer
@@ -70,13 +70,15 @@ async def test_01_auth_status_reconcile_and_exit() -> None:
     seen: dict[str, Any] = {}
 
     async with replay("01-connect-auth-status-exit", session) as (server, port):
-        client = client_for(port, recorder, events=())
 
         async def reconcile() -> None:
+            # Refused before a byte is written: the replay would see any stray command.
+            with pytest.raises(UnsafeValue):
+                await client.api("status\n\napi hupall")
             seen["status"] = await client.api("status")
             seen["channels"] = await client.channels()
 
-        client._on_connected = reconcile
+        client = client_for(port, recorder, connected=reconcile, events=())
         await client.start()
         await until(lambda: "channels" in seen)
         assert client.connected
@@ -112,14 +114,14 @@ async def test_02_the_client_keeps_retrying_a_wrong_password_without_crashing() 
     async with replay("02-auth-failures", *sessions) as (server, port):
         client = client_for(port, recorder, password="wrongpass", events=())
         await client.start()
-        await until(lambda: server.connections >= 2)
+        await until(lambda: sessions[1].done)  # the second attempt ran to FreeSWITCH's close
         assert not client.connected
         assert "refused the password" in client.last_error
         with pytest.raises(SwitchUnavailable):
             await client.api("status")
         await client.close()
-    assert recorder.links in ([], [(False, "closed")])
-    assert sessions[0].done and sessions[1].done
+    assert recorder.links == []  # never up, so never a change to report
+    assert [s.sent for s in sessions[:2]] == [[b"auth wrongpass\n\n"]] * 2
 
 
 async def test_02_commands_before_auth_are_refused_and_auth_still_works() -> None:
@@ -229,7 +231,6 @@ async def test_reconnect_with_back_off_and_reconcile_after_it() -> None:
     recorder = Recorder()
     attempts: list[str] = []
     async with replay("01-connect-auth-status-exit", first, second) as (server, port):
-        client = client_for(port, recorder, events=())
 
         async def reconcile() -> None:
             attempts.append("start")
@@ -237,7 +238,7 @@ async def test_reconnect_with_back_off_and_reconcile_after_it() -> None:
             await client.channels()
             attempts.append("done")
 
-        client._on_connected = reconcile
+        client = client_for(port, recorder, connected=reconcile, events=())
         await client.start()
         await until(lambda: attempts[-1:] == ["done"])
         assert client.connected and server.connections == 2
@@ -256,7 +257,6 @@ async def test_events_that_arrive_during_reconciliation_wait_for_it() -> None:
     recorder = Recorder()
     order: list[str] = []
     async with replay("03-events-plain-originate-kill", session) as (server, port):
-        client = client_for(port, recorder, events=("ALL",), event_format="plain")
 
         async def reconcile() -> None:
             reply = await client.api("originate loopback/9664 &park")  # events follow the reply
@@ -264,7 +264,7 @@ async def test_events_that_arrive_during_reconciliation_wait_for_it() -> None:
             order.append(f"reconciled with {len(recorder.events)} events delivered")
             order.append(reply[4:].strip())
 
-        client._on_connected = reconcile
+        client = client_for(port, recorder, connected=reconcile, events=("ALL",), event_format="plain")
         await client.start()
         await until(lambda: len(order) == 2)
         assert len(await client.channels()) == 2
@@ -369,3 +369,36 @@ async def test_11_twenty_pipelined_bgapi_originates_and_kills() -> None:
     assert completion != [job.uuid for _, job in started]  # completion order is not submission order
     destroyed = {e.unique_id for e in events if e.name == "CHANNEL_DESTROY"}
     assert set(ours) <= destroyed and len(destroyed) == 40
+
+
+async def test_09_a_linger_notice_does_not_end_the_session_the_goodbye_does() -> None:
+    """Replays a real FreeSWITCH 1.10.12 session: ``myevents <uuid>`` binds the connection to a
+    call, ``linger 3``; at hangup FreeSWITCH sends a linger notice, the call's last events,
+    then the goodbye notice, and closes."""
+    scenario = "09-filter-nixevent-myevents-linger-divert"
+    session = Session("c2")
+    events: list[p.Event] = []
+    notices: list[p.Message] = []
+    async with replay(scenario, session) as (server, port):
+        connection = await EslConnection.open("127.0.0.1", port, on_event=events.append)
+        await connection.authenticate("ClueCon")
+        call = str(uuid.uuid4())
+        reply = await connection.api(p.originate_line("loopback/9664", variables={"origination_uuid": call}))
+        assert reply == f"+OK {call}\n"
+        await connection.command(p.command(f"myevents {p.safe_uuid(call)}"))
+        with pytest.raises(CommandRejected, match="aready enabled"):
+            await connection.command(p.command(f"myevents {call}"))
+        for line, text in [("linger", "+OK will linger"), ("nolinger", "+OK will not linger"),
+                           ("linger 3", "+OK will linger 3 seconds"),
+                           ("divert_events on", "+OK events diverted")]:
+            assert (await connection.command(p.command(line))).reply_text == text
+        assert await connection.api(f"uuid_kill {call}") == "+OK\n"
+        assert "closed by FreeSWITCH" in await asyncio.wait_for(connection.wait_closed(), 5)
+        assert connection.disconnect_notice is not None  # the goodbye, not the linger notice
+        notices.append(connection.disconnect_notice)
+        await until(lambda: session.done)
+    assert server.errors == []
+    assert [e.name for e in events] == recorded_event_names(scenario, "c2")
+    assert {e.unique_id for e in events} == {call}
+    assert notices[0].get("Content-Disposition") == "disconnect"
+    assert notices[0].get("Controlled-Session-UUID") == call
