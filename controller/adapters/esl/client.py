@@ -73,12 +73,10 @@ class EslConnection:
         writer: asyncio.StreamWriter,
         *,
         on_event: EventHandler | None = None,
-        on_close: Callable[[str], None] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._on_event = on_event
-        self._on_close = on_close
         self._parser = p.Parser()
         self._waiters: deque[_Waiter] = deque()
         self._jobs: dict[str, asyncio.Future[str]] = {}
@@ -89,8 +87,7 @@ class EslConnection:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, timeout: float = 5.0,
-        on_event: EventHandler | None = None, on_close: Callable[[str], None] | None = None,
+        cls, host: str, port: int, *, timeout: float = 5.0, on_event: EventHandler | None = None,
     ) -> EslConnection:
         """Connect and wait for FreeSWITCH's ``auth/request`` greeting."""
         try:
@@ -98,7 +95,7 @@ class EslConnection:
                 reader, writer = await asyncio.open_connection(host, port)
         except (OSError, TimeoutError) as exc:
             raise SwitchUnavailable(f"freeswitch ESL {host}:{port}: {type(exc).__name__}: {exc}") from exc
-        connection = cls(reader, writer, on_event=on_event, on_close=on_close)
+        connection = cls(reader, writer, on_event=on_event)
         try:
             async with asyncio.timeout(timeout):
                 greeting = await connection._greeting
@@ -289,8 +286,6 @@ class EslConnection:
         if not self._greeting.done():
             self._greeting.set_exception(error)
             self._greeting.exception()
-        if self._on_close is not None:
-            self._on_close(reason)
 
 
 class EslClient:
