@@ -402,3 +402,27 @@ async def test_09_a_linger_notice_does_not_end_the_session_the_goodbye_does() ->
     assert {e.unique_id for e in events} == {call}
     assert notices[0].get("Content-Disposition") == "disconnect"
     assert notices[0].get("Controlled-Session-UUID") == call
+
+
+async def test_bytes_that_are_not_esl_end_the_session_and_fail_the_waiters() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")
+        writer.write(b"HTTP/1.1 400 Bad Request\n\n")
+        await writer.drain()
+        await reader.read()  # until the client closes its side
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        connection = await EslConnection.open("127.0.0.1", port)
+        with pytest.raises(SwitchUnavailable, match="protocol error"):
+            await connection.api("status")
+        assert connection.close_reason.startswith("protocol error: not a header line")
+        with pytest.raises(SwitchUnavailable, match="connection lost"):
+            connection.bgapi("status")
+        await connection.abort()
+    finally:
+        server.close()
+        await server.wait_closed()

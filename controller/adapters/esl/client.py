@@ -154,7 +154,11 @@ class EslConnection:
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         if job_id:
             self._jobs[job_id] = result
-        waiter = self._enqueue(data, job=result, job_uuid=job_id)
+        try:
+            waiter = self._enqueue(data, job=result, job_uuid=job_id)
+        except SwitchUnavailable:
+            self._jobs.pop(job_id, None)
+            raise
         return waiter.reply, Job(job_id, result)
 
     def _enqueue(self, data: bytes, *, job: asyncio.Future[str] | None = None, job_uuid: str = "") -> _Waiter:
@@ -214,6 +218,7 @@ class EslConnection:
         except (ConnectionError, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         finally:
+            self._writer.close()  # after a protocol error too: nothing more can be trusted
             self._finish(reason)
 
     def _dispatch(self, message: p.Message) -> None:
@@ -327,6 +332,7 @@ class EslClient:
         self._held: list[p.Event] | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = False
+        self._closing = False
         self._last_error = "not started"
 
     @property
@@ -339,16 +345,21 @@ class EslClient:
 
     async def start(self) -> None:
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name=f"esl-{self.host}:{self.port}")
 
     async def close(self) -> None:
         """Say ``exit`` if connected, then stop reconnecting."""
         task, self._task = self._task, None
+        self._closing = True
         connection = self._connection
         if connection is not None:
-            # The session ends when FreeSWITCH closes; the run loop then waits its back-off,
-            # during which it is cancelled here, before any reconnect.
             await connection.exit(self._request_timeout)
+            if task is not None:
+                # The session has ended; the run loop reports it and stops by itself.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._request_timeout):
+                        await asyncio.shield(task)
         await stop_task(task)
         self._set_link(False, "closed")
 
@@ -450,4 +461,6 @@ class EslClient:
             except Exception as exc:  # a bug in on_connected must not end the link for good
                 log.exception("ESL session failed")
                 self._set_link(False, f"{type(exc).__name__}: {exc}")
+            if self._closing:
+                return
             await self._backoff.wait()
