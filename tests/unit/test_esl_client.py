@@ -19,8 +19,6 @@ from tests.conftest import eventually
 from .esl_server import Session, TranscriptServer
 from .esl_transcripts import load, needs_transcripts, recv_frames
 
-pytestmark = needs_transcripts
-
 
 @asynccontextmanager
 async def replay(name: str, *sessions: Session) -> AsyncIterator[tuple[TranscriptServer, int]]:
@@ -62,6 +60,7 @@ def client_for(port: int, recorder: Recorder, *, connected: Callable[[], Awaitab
                      max_delay=0.2, request_timeout=5.0, **kwargs)
 
 
+@needs_transcripts
 async def test_01_auth_status_reconcile_and_exit() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: greeting, auth, ``api status``,
     ``show channels as json`` (the reconciliation hook) with no calls, ``exit``."""
@@ -91,6 +90,7 @@ async def test_01_auth_status_reconcile_and_exit() -> None:
     assert session.sent[-1] == b"exit\n\n"
 
 
+@needs_transcripts
 async def test_02_wrong_password_is_a_clear_error_and_the_connection_ends() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: ``auth wrongpass`` → ``-ERR invalid``,
     the disconnect notice, and FreeSWITCH closing the socket."""
@@ -107,6 +107,7 @@ async def test_02_wrong_password_is_a_clear_error_and_the_connection_ends() -> N
     assert server.errors == []
 
 
+@needs_transcripts
 async def test_02_the_client_keeps_retrying_a_wrong_password_without_crashing() -> None:
     """Replays, for each attempt, a real FreeSWITCH 1.10.12 session refusing the password."""
     recorder = Recorder()
@@ -124,6 +125,7 @@ async def test_02_the_client_keeps_retrying_a_wrong_password_without_crashing() 
     assert [s.sent for s in sessions[:2]] == [[b"auth wrongpass\n\n"]] * 2
 
 
+@needs_transcripts
 async def test_02_commands_before_auth_are_refused_and_auth_still_works() -> None:
     """Replays two real FreeSWITCH 1.10.12 sessions: ``api status`` and ``event plain ALL``
     before ``auth`` get ``-ERR command not found``; a later ``auth`` is accepted."""
@@ -147,6 +149,7 @@ async def test_02_commands_before_auth_are_refused_and_auth_still_works() -> Non
 
 @pytest.mark.parametrize(("scenario", "fmt"), [("03-events-plain-originate-kill", "plain"),
                                                ("04-events-json-originate-kill", "json")])
+@needs_transcripts
 async def test_03_04_events_arrive_in_order_around_originate_and_kill(scenario: str, fmt: str) -> None:
     """Replays a real FreeSWITCH 1.10.12 session: ``event <fmt> ALL``, ``api originate
     loopback/9664 &park``, ``show channels as json`` with the call up, ``uuid_kill``, ``exit``."""
@@ -174,6 +177,7 @@ async def test_03_04_events_arrive_in_order_around_originate_and_kill(scenario: 
     assert {e.get("Hangup-Cause") for e in hangups} == {"NORMAL_CLEARING"}
 
 
+@needs_transcripts
 async def test_05_bgapi_jobs_resolve_from_background_job_events() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: ``bgapi`` with our Job-UUIDs (the server
     maps them onto the recorded ones), failing originates, a server-chosen Job-UUID, an
@@ -205,6 +209,7 @@ async def test_05_bgapi_jobs_resolve_from_background_job_events() -> None:
     assert recorder.names() == recorded_event_names("05-bgapi-jobs")
 
 
+@needs_transcripts
 async def test_05_json_job_result_comes_from_body() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: ``event json BACKGROUND_JOB``, two bgapi
     originates (the result is the JSON ``_body``)."""
@@ -223,6 +228,7 @@ async def test_05_json_job_result_comes_from_body() -> None:
     assert server.errors == []
 
 
+@needs_transcripts
 async def test_reconnect_with_back_off_and_reconcile_after_it() -> None:
     """Replays a real FreeSWITCH 1.10.12 session twice; the first copy stops right after
     ``+OK accepted`` (as if FreeSWITCH died), so the reconciliation fails and the client
@@ -250,6 +256,7 @@ async def test_reconnect_with_back_off_and_reconcile_after_it() -> None:
     assert recorder.links[1][1] == "freeswitch ESL: connection lost (closed by FreeSWITCH)"
 
 
+@needs_transcripts
 async def test_events_that_arrive_during_reconciliation_wait_for_it() -> None:
     """Replays a real FreeSWITCH 1.10.12 session (03): the reconciliation hook runs while
     events are already flowing; none reaches ``on_event`` before the hook has finished."""
@@ -331,6 +338,7 @@ async def test_losing_the_connection_fails_waiting_commands_and_jobs() -> None:
         await server.wait_closed()
 
 
+@needs_transcripts
 async def test_11_twenty_pipelined_bgapi_originates_and_kills() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: 20 ``bgapi originate`` written back to back
     (each with our origination uuid and Job-UUID), the 20 replies in order, the results in
@@ -371,6 +379,7 @@ async def test_11_twenty_pipelined_bgapi_originates_and_kills() -> None:
     assert set(ours) <= destroyed and len(destroyed) == 40
 
 
+@needs_transcripts
 async def test_09_a_linger_notice_does_not_end_the_session_the_goodbye_does() -> None:
     """Replays a real FreeSWITCH 1.10.12 session: ``myevents <uuid>`` binds the connection to a
     call, ``linger 3``; at hangup FreeSWITCH sends a linger notice, the call's last events,

@@ -14,8 +14,6 @@ from controller.domain import events as e
 
 from .esl_transcripts import load, needs_transcripts, recv_bin
 
-pytestmark = needs_transcripts
-
 
 def domain_events(name: str, bridges: dict[str, str] | None = None) -> list[e.Event]:
     out: list[e.Event] = []
@@ -31,6 +29,7 @@ def of_leg(events: list[e.Event], leg: str) -> list[e.Event]:
 
 @pytest.mark.parametrize(("scenario", "dtmf_ms", "record_s"), [("06-inbound-ivr-loopback", 250, 1.2),
                                                                ("06-inbound-ivr-sip", 260, 3.42)])
+@needs_transcripts
 def test_06_inbound_ivr_leg(scenario: str, dtmf_ms: int, record_s: float) -> None:
     meta = load(scenario)["meta"]
     inbound = of_leg(domain_events(scenario), meta["inbound_uuid"])
@@ -60,6 +59,7 @@ def test_06_inbound_ivr_leg(scenario: str, dtmf_ms: int, record_s: float) -> Non
     assert [type(x).__name__ for x in caller] == ["LegArrived", "LegAnswered", "LegHungUp"]
 
 
+@needs_transcripts
 def test_07_loopback_bridge_hold_and_transfer() -> None:
     meta = load("07-bridge-hold-transfer-loopback")["meta"]
     u1, u2 = meta["u1"], meta["u2"]
@@ -86,6 +86,7 @@ def test_07_loopback_bridge_hold_and_transfer() -> None:
     assert {x.bridge_id for x in without_map if isinstance(x, e.LegJoinedBridge)} == {u1}
 
 
+@needs_transcripts
 def test_07_sip_bridge_and_hangups() -> None:
     meta = load("07-bridge-hold-transfer-sip")["meta"]
     customer, agent = meta["customer_inbound_leg"], meta["agent_inbound_leg"]
@@ -96,6 +97,7 @@ def test_07_sip_bridge_and_hangups() -> None:
     assert ended == {customer, agent, meta["customer_caller_leg"], meta["agent_caller_leg"]}
 
 
+@needs_transcripts
 def test_sendmsg_playback_is_identified_by_our_event_uuid() -> None:
     """Scenario 12: ``sendmsg … Event-UUID: X`` → the playback's id is X."""
     events = []
