@@ -138,6 +138,18 @@ def agents_view(state: AcdState, queue: str, campaign_calls: Collection[str], no
     return AgentsView(free, tuple(talking), tuple(wrapping))
 
 
+def staffed(state: AcdState, queue: str) -> bool:
+    """Whether ``queue`` has a member logged in with a reachable device (paused and busy ones
+    count): without one the ACD turns a caller away at once, so an answered customer gets the
+    message straight away instead."""
+    config = state.queues.get(queue)
+    if config is None:
+        return False
+    return any((agent := state.agents.get(agent_id)) is not None
+               and agent.state not in (AgentState.LOGGED_OUT, AgentState.UNAVAILABLE)
+               for agent_id, _ in config.members)
+
+
 def decide(settings: pacing.PacingSettings, agents: AgentsView, in_flight: InFlight, *,
            history: pacing.DialHistory | None = None, window: pacing.AbandonWindow | None = None,
            contacts: int | None = None, max_per_round: int | None = None) -> DialDecision:

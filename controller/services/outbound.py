@@ -281,7 +281,7 @@ class OutboundService:
     async def record_outcome(self, attempt_id: UUID, outcome: Outcome, *, at: datetime | None = None,
                              disposition: str | None = None, callback_at: datetime | None = None,
                              callback_agent_id: str | None = None,
-                             call_id: str | None = None) -> OutcomeResult:
+                             call_id: str | None = None, reason: str | None = None) -> OutcomeResult:
         """Close an attempt with its outcome and apply the campaign's retry rules to its
         contact. Recording the same outcome again is harmless (the first result is returned);
         another outcome for a closed attempt is a Conflict."""
@@ -308,7 +308,7 @@ class OutboundService:
             if disposition is not None and plan.dispositions and disposition not in plan.dispositions:
                 raise InvalidOutcome(f"disposition: {disposition} is not one of campaign {campaign.id}'s "
                                      f"({', '.join(sorted(plan.dispositions))})")
-            return await self._close(conn, plan, attempt, outcome, at, disposition=disposition,
+            return await self._close(conn, plan, attempt, outcome, at, reason=reason, disposition=disposition,
                                      callback_at=callback_at, callback_agent_id=callback_agent_id,
                                      call_id=call_id)
 

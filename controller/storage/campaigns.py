@@ -444,6 +444,19 @@ async def attempts_of(conn: psycopg.AsyncConnection, contact_id: int) -> list[At
     return [AttemptRecord.of(row) for row in await cursor.fetchall()]
 
 
+async def abandon_window(conn: psycopg.AsyncConnection, campaign_id: str,
+                         since: datetime) -> tuple[int, int]:
+    """Attempts a person answered (reached, called back or abandoned) and those abandoned,
+    ended since ``since``: the campaign's rolling abandonment window."""
+    cursor = await conn.execute(
+        "SELECT count(*) FILTER (WHERE outcome IN ('answered', 'callback', 'abandoned')) AS answered,"
+        " count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned FROM campaign_attempts"
+        " WHERE campaign_id = %s AND ended_at >= %s", (campaign_id, since))
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row["answered"]), int(row["abandoned"])
+
+
 async def open_attempts_before(conn: psycopg.AsyncConnection, campaign_id: str,
                                before: datetime) -> list[AttemptRecord]:
     cursor = await conn.execute(

@@ -157,10 +157,17 @@ class CampaignBody(BaseModel):
     hopper_size: int = Field(50, ge=1, le=HOPPER_SIZE_MAX, description="Contacts kept ready to dial")
     hopper_ttl_s: int = Field(300, ge=30, le=HOPPER_TTL_MAX_S,
                               description="A contact left this long in the hopper goes back to the list")
+    abandon_message: str | None = Field(
+        None, max_length=260, pattern=r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$",
+        description="The core sound an answered contact hears when no agent is free within the hold "
+                    "(null: the dialer's default, CCC_DIALER_ABANDON_MESSAGE)")
 
     def spec(self) -> CampaignSpec:
+        config = self.model_dump(include=set(CONFIG_FIELDS))
+        if self.abandon_message is not None:
+            config["abandon_message"] = self.abandon_message
         return CampaignSpec(name=self.name, mode=self.mode.value, queue=self.queue, ratio=self.ratio,
-                            config=self.model_dump(include=set(CONFIG_FIELDS)))
+                            config=config)
 
 
 class NewCampaign(CampaignBody):
