@@ -62,6 +62,17 @@ def test_agents_view_wrap_up_past_its_end_is_zero_seconds() -> None:
     assert dialer.agents_view(state, "sales", set(), NOW).wrapping_up_s == (0.0,)
 
 
+def test_staffed_means_a_member_logged_in_and_reachable() -> None:
+    state = acd_state()
+    assert dialer.staffed(state, "sales") and not dialer.staffed(state, "nope")
+    for agent_id in list(state.agents):
+        if state.agents[agent_id].state not in (AgentState.PAUSED,):
+            state.agents[agent_id] = agent(agent_id, AgentState.LOGGED_OUT)
+    assert dialer.staffed(state, "sales")  # a paused agent is still logged in
+    state.agents["paused"] = agent("paused", AgentState.UNAVAILABLE)
+    assert not dialer.staffed(state, "sales")
+
+
 def settings(mode: CampaignMode, ratio: float | None = None,
              max_lines: int | None = None) -> pacing.PacingSettings:
     return dialer.pacing_settings(mode, ratio, 3.0, max_lines)
