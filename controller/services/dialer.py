@@ -78,6 +78,8 @@ E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 # Lead field names as call data keys (``lead_<name>``): the rest of a CSV header is dropped.
 _FIELD_NAME = re.compile(r"[^A-Za-z0-9_]+")
 LEASE_MS = 5_000
+# A placed call the call service no longer knows is forgotten after this long.
+LOST_AFTER_S = 10.0
 HISTORY_ATTEMPTS = 2_000
 HISTORY_TALKS = 500
 
@@ -184,7 +186,10 @@ class DialerService:
                 self._leases.pop(record.id, None)
                 continue
             self._leases[record.id] = lease
-            placed[record.id] = await self.pace(plan_of(record))
+            try:
+                placed[record.id] = await self.pace(plan_of(record))
+            except ControllerError as exc:  # one campaign's trouble does not stop the others
+                log.warning("campaign %s not paced: %s", record.id, exc.detail)
         for campaign_id in set(self._leases) - {r.id for r in running}:
             await self._leases.pop(campaign_id).release(self._node)
         return placed
@@ -195,7 +200,15 @@ class DialerService:
             return 0  # preview's accept/skip is not built: nothing is dialed for it
         now = datetime.now(UTC)
         mono = time.monotonic()
-        mine = [p for p in self.placed.values() if p.campaign_id == plan.id]
+        mine = []
+        for p in [p for p in self.placed.values() if p.campaign_id == plan.id]:
+            if self._calls.find(p.call_id) is None and mono - p.dialed_at > LOST_AFTER_S:
+                # The call service no longer has it (ended without its leg's end reaching us):
+                # stop counting it; the worker's expiry closes its attempt.
+                log.warning("campaign %s: call %s lost track of", plan.id, p.call_id)
+                self.placed.pop(p.call_id, None)
+                continue
+            mine.append(p)
         in_flight = engine.InFlight(
             dialing_s=tuple(max(0.0, mono - p.dialed_at) for p in mine if p.stage is Stage.RINGING),
             waiting=sum(1 for p in mine if p.stage is Stage.WAITING and not self._connected(p.call_id)))
@@ -360,6 +373,16 @@ class DialerService:
         task = asyncio.create_task(job)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+
+    def in_flight(self, campaign_id: str) -> dict[str, Any]:
+        """This process's side of a campaign now: whether it dials it, calls ringing, customers
+        waiting for an agent, calls given the message and not yet hung up."""
+        mine = self.calls_of(campaign_id)
+        return {"dialing_here": campaign_id in self._leases,
+                "ringing": sum(1 for p in mine if p.stage is Stage.RINGING),
+                "waiting": sum(1 for p in mine
+                               if p.stage is Stage.WAITING and not self._connected(p.call_id)),
+                "abandoning": sum(1 for p in mine if p.stage is Stage.ABANDONED)}
 
     def calls_of(self, campaign_id: str) -> list[Placed]:
         return [p for p in self.placed.values() if p.campaign_id == campaign_id]

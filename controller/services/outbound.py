@@ -105,6 +105,27 @@ class OutcomeResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    """A campaign's figures. Rates are shares (0..1) or None with nothing to divide by: the
+    answer rate over dialed attempts (answered by a person or a machine), the abandonment rate
+    over attempts a person answered (answered, callback, abandoned), in total and over the
+    campaign's rolling window."""
+
+    campaign_id: str
+    state: str
+    contacts: dict[str, int]
+    attempts: dict[str, int]
+    attempts_open: int
+    dialed: int
+    answer_rate: float | None
+    contacts_reached: int
+    abandon_rate_total: float | None
+    abandon_rate_window: float | None
+    abandon_window_h: int
+    abandon_target_pct: float
+
+
 def _now(at: datetime | None) -> datetime:
     if at is None:
         return datetime.now(UTC)
@@ -311,6 +332,32 @@ class OutboundService:
             return await self._close(conn, plan, attempt, outcome, at, reason=reason, disposition=disposition,
                                      callback_at=callback_at, callback_agent_id=callback_agent_id,
                                      call_id=call_id)
+
+    async def stats(self, campaign_id: str, at: datetime | None = None) -> CampaignStats:
+        """What a campaign's attempts add up to (``GET /v1/campaigns/{id}/stats``)."""
+        at = _now(at)
+        check_id(campaign_id, "campaign id", InvalidCampaign)
+        async with self._db.connection() as conn:
+            campaign = await store.get_campaign(conn, campaign_id)
+            if campaign is None:
+                raise NotFound(f"no campaign {campaign_id}")
+            plan = plan_of(campaign)
+            contacts = await store.contact_counts(conn, campaign_id)
+            since = at - timedelta(hours=plan.abandon_window_h)
+            figures = await store.attempt_stats(conn, campaign_id, since)
+        by_outcome: dict[str, int] = figures["by_outcome"]
+        dialed = sum(n for outcome, n in by_outcome.items() if outcome not in ("cancelled", "open"))
+        person = sum(by_outcome.get(o, 0) for o in ("answered", "callback", "abandoned"))
+        answered = person + by_outcome.get("machine", 0)
+        return CampaignStats(
+            campaign_id=campaign_id, state=campaign.state, contacts=contacts,
+            attempts={o.value: by_outcome.get(o.value, 0) for o in Outcome},
+            attempts_open=by_outcome.get("open", 0), dialed=dialed,
+            answer_rate=answered / dialed if dialed else None, contacts_reached=figures["reached"],
+            abandon_rate_total=by_outcome.get("abandoned", 0) / person if person else None,
+            abandon_rate_window=(figures["window_abandoned"] / figures["window_answered"]
+                                 if figures["window_answered"] else None),
+            abandon_window_h=plan.abandon_window_h, abandon_target_pct=plan.abandon_target_pct)
 
     # ---- shared --------------------------------------------------------------------------
 

@@ -457,6 +457,23 @@ async def abandon_window(conn: psycopg.AsyncConnection, campaign_id: str,
     return int(row["answered"]), int(row["abandoned"])
 
 
+async def attempt_stats(conn: psycopg.AsyncConnection, campaign_id: str, since: datetime) -> dict[str, Any]:
+    """Attempts by outcome (ended ones; ``open``: still being dialed), contacts reached, and the
+    person-answered and abandoned attempts ended since ``since``."""
+    cursor = await conn.execute(
+        "SELECT coalesce(outcome, 'open') AS outcome, count(*) AS n FROM campaign_attempts"
+        " WHERE campaign_id = %s GROUP BY 1", (campaign_id,))
+    by_outcome = {row["outcome"]: int(row["n"]) for row in await cursor.fetchall()}
+    cursor = await conn.execute(
+        "SELECT count(DISTINCT contact_id) AS n FROM campaign_attempts WHERE campaign_id = %s"
+        " AND outcome IN ('answered', 'callback')", (campaign_id,))
+    row = await cursor.fetchone()
+    reached = int(row["n"]) if row else 0
+    answered, abandoned = await abandon_window(conn, campaign_id, since)
+    return {"by_outcome": by_outcome, "reached": reached, "window_answered": answered,
+            "window_abandoned": abandoned}
+
+
 async def open_attempts_before(conn: psycopg.AsyncConnection, campaign_id: str,
                                before: datetime) -> list[AttemptRecord]:
     cursor = await conn.execute(

@@ -154,6 +154,22 @@ async def test_an_abandon_message_is_kept(client: httpx.AsyncClient, admin_key: 
     assert without.status_code == 201 and without.json()["abandon_message"] is None
 
 
+async def test_stats_of_a_new_campaign(client: httpx.AsyncClient, admin_key: str, queue: str) -> None:
+    campaign_id = await make_campaign(client, admin_key, queue)
+    await upload(client, admin_key, campaign_id, "phone\n+14155550181\n+14155550182\n")
+    stats = await client.get(f"/v1/campaigns/{campaign_id}/stats", headers=bearer(admin_key))
+    assert stats.status_code == 200, stats.text
+    body = stats.json()
+    assert body["contacts"]["ready"] == 2 and body["state"] == "draft"
+    assert (body["dialed"], body["attempts_open"], body["contacts_reached"]) == (0, 0, 0)
+    assert body["answer_rate"] is body["abandon_rate_total"] is body["abandon_rate_window"] is None
+    assert body["in_flight"] == {"dialing_here": False, "ringing": 0, "waiting": 0, "abandoning": 0}
+    missing = await client.get("/v1/campaigns/no-such-campaign/stats", headers=bearer(admin_key))
+    assert missing.status_code == 404
+    bad = await client.get("/v1/campaigns/bad%20id!/stats", headers=bearer(admin_key))
+    assert bad.status_code == 422
+
+
 async def test_unknown_and_malformed_ids(client: httpx.AsyncClient, admin_key: str) -> None:
     assert (await client.get("/v1/campaigns/nobody-here", headers=bearer(admin_key))).status_code == 404
     start = await client.post("/v1/campaigns/nobody-here/start", headers=bearer(admin_key))

@@ -87,6 +87,9 @@ async def test_a_power_campaign_dials_every_contact_to_its_outcome(dialer, db_co
 
     try:
         await eventually(settled, 60, interval=0.5, what="every contact dialed to its outcome")
+    except BaseException:
+        print("contacts:", await contacts_by_number(db_conn, campaign_id))  # shown with the failure
+        raise
     finally:
         await client.post(f"/v1/campaigns/{campaign_id}/stop")
     contacts = await contacts_by_number(db_conn, campaign_id)
@@ -133,6 +136,17 @@ async def test_a_power_campaign_dials_every_contact_to_its_outcome(dialer, db_co
     cursor = await db_conn.execute("SELECT count(*) AS n FROM calls WHERE dialed = %s"
                                    " AND data->>'campaign' = %s", (HUMAN_DNC, campaign_id))
     assert (await cursor.fetchone())["n"] == 0
+
+    # The figures add up to the same.
+    await eventually(lambda: _no_calls(runtime, campaign_id), 15, what="the campaign's calls over")
+    stats = (await client.get(f"/v1/campaigns/{campaign_id}/stats")).json()
+    assert stats["contacts"] == {"ready": 1, "queued": 0, "dialing": 0, "done": 1, "exhausted": 3, "dnc": 1}
+    assert stats["attempts"] == {"answered": 1, "busy": 2, "no_answer": 1, "machine": 0, "failed": 1,
+                                 "abandoned": 1, "callback": 0, "cancelled": 0}
+    assert (stats["attempts_open"], stats["dialed"], stats["contacts_reached"]) == (0, 6, 1)
+    assert stats["answer_rate"] == pytest.approx(2 / 6)
+    assert stats["abandon_rate_total"] == stats["abandon_rate_window"] == 0.5
+    assert stats["in_flight"]["ringing"] == stats["in_flight"]["waiting"] == 0
 
     # Stopped: nothing more is dialed, no campaign call is left.
     await eventually(lambda: _no_calls(runtime, campaign_id), 15, what="the campaign's calls over")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -289,6 +290,31 @@ class CallbackBody(BaseModel):
                                  description="Only this agent takes it (null: any agent of the campaign)")
 
 
+class InFlightOut(BaseModel):
+    dialing_here: bool = Field(description="This controller process holds the campaign's dialer lease; "
+                                           "the counts below are its calls (zero in other processes)")
+    ringing: int
+    waiting: int = Field(description="Answered, waiting for an agent (at most 1.5 s)")
+    abandoning: int = Field(description="Answered, given the message, not yet hung up")
+
+
+class StatsOut(BaseModel):
+    campaign_id: str
+    state: str
+    contacts: dict[str, int] = Field(description="Contacts by state")
+    attempts: dict[str, int] = Field(description="Ended attempts by outcome")
+    attempts_open: int = Field(description="Attempts being dialed (taken by the dialer, no outcome yet)")
+    dialed: int = Field(description="Ended attempts that were dialed (every outcome but cancelled)")
+    answer_rate: float | None = Field(description="Answered (person or machine) / dialed; null: none dialed")
+    contacts_reached: int = Field(description="Contacts with an attempt answered or called back")
+    abandon_rate_total: float | None = Field(
+        description="Abandoned / answered by a person (answered, callback, abandoned), since the start")
+    abandon_rate_window: float | None = Field(description="The same over the rolling window")
+    abandon_window_h: int
+    abandon_target_pct: float
+    in_flight: InFlightOut
+
+
 class HopperEntry(BaseModel):
     contact_id: int
     score: float = Field(description="Lower is dialed first")
@@ -495,6 +521,18 @@ async def get_import(
     _: Principal = Depends(READERS),
 ) -> ImportOut:
     return ImportOut.of(await runtime.contacts.get_import(campaign_id, import_id))
+
+
+@router.get("/{campaign_id}/stats", response_model=StatsOut,
+            summary="Contacts by state, attempts by outcome, answer and abandonment rates, calls in flight",
+            responses=problems(401, 403, 404, 422, 503))
+async def get_stats(
+    campaign_id: CampaignId,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(READERS),
+) -> StatsOut:
+    stats = await runtime.outbound.stats(campaign_id)
+    return StatsOut(**asdict(stats), in_flight=InFlightOut(**runtime.dialer.in_flight(campaign_id)))
 
 
 @router.get("/{campaign_id}/hopper", response_model=list[HopperEntry],
