@@ -176,3 +176,53 @@ async def _call(db_conn, call_id: str) -> dict:
     row = await cursor.fetchone()
     assert row is not None
     return row
+
+
+async def test_a_progressive_campaign_never_leaves_an_answered_customer_without_an_agent(dialer, db_conn):
+    runtime, client = dialer
+    suffix = uuid.uuid4().hex[:6]
+    queue, campaign_id = f"progq-{suffix}", f"prog-{suffix}"
+    agents = [f"prog-{suffix}-{i}" for i in range(2)]
+    for i, agent_id in enumerate(agents):
+        created = await client.post("/v1/agents", json={"id": agent_id, "name": agent_id,
+                                                        "device": f"Local/210{i}@ccc-test-agent-talk"})
+        assert created.status_code == 201, created.text
+    made = await client.post("/v1/queues", json={
+        "name": queue, "strategy": "longest_idle", "ring_timeout_s": 5, "wrap_up_s": 0,
+        "members": [{"agent_id": a, "penalty": 0} for a in agents]})
+    assert made.status_code == 201, made.text
+    made = await client.post("/v1/campaigns", json={
+        "id": campaign_id, "name": "Progressive test", "mode": "progressive", "queue": queue,
+        "calling_windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                             "start": "00:00", "end": "24:00"}]})
+    assert made.status_code == 201, made.text
+    humans = ["+14155550113", "+14155550114", "+14155550115"]
+    csv = ("phone\n" + "\n".join(humans)).encode()
+    uploaded = await client.post(f"/v1/campaigns/{campaign_id}/contacts",
+                                 files={"file": ("leads.csv", csv, "text/csv")})
+    assert uploaded.status_code == 202 and uploaded.json()["imported"] == 3, uploaded.text
+    for agent_id in agents:
+        assert (await client.post(f"/v1/agents/{agent_id}/login")).status_code == 200
+    assert (await client.post(f"/v1/campaigns/{campaign_id}/start")).status_code == 200
+
+    async def all_reached() -> bool:
+        contacts = await contacts_by_number(db_conn, campaign_id)
+        return all(contacts[n]["state"] == "done" for n in humans)
+
+    try:
+        await eventually(all_reached, 40, interval=0.5, what="three customers reached by two agents")
+    except BaseException:
+        print("contacts:", await contacts_by_number(db_conn, campaign_id))
+        raise
+    finally:
+        await client.post(f"/v1/campaigns/{campaign_id}/stop")
+    attempts = [a for n in humans for a in await attempts_of(db_conn, campaign_id, n)]
+    assert sorted(a["outcome"] for a in attempts) == ["answered"] * 3  # nobody abandoned
+    first, second, third = sorted(attempts, key=lambda a: a["started_at"])
+    # Two agents, two lines: the third customer is dialed only once an agent is free again,
+    # after its four seconds of talk.
+    assert (second["started_at"] - first["started_at"]).total_seconds() < 1
+    assert (third["started_at"] - second["started_at"]).total_seconds() > 3.5
+    stats = (await client.get(f"/v1/campaigns/{campaign_id}/stats")).json()
+    assert (stats["attempts"]["answered"], stats["contacts_reached"]) == (3, 3)
+    assert stats["abandon_rate_total"] == 0.0
