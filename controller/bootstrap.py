@@ -259,13 +259,16 @@ def build_runtime(settings: Settings) -> Runtime:
     hopper = HopperStore(live.redis, settings.acd_cluster)
     outbound = OutboundService(db, hopper)
     campaigns = CampaignService(db, hopper, on_started=outbound.feed)
+    async def device_of(agent_id: str) -> str:
+        return str((await agents.get(agent_id)).device)
+
     # The real-time dialer: one process per running campaign (a lease each) places its calls.
     dialer = DialerService(
         db, outbound, calls, acd, lambda campaign_id: Lease(
             live.redis, f"ccc:{settings.acd_cluster}:campaign:{campaign_id}:dialer"),
         settings.ari_app, context=settings.dialer_context, abandon_message=settings.dialer_abandon_message,
         tick_s=settings.dialer_tick_s, max_per_round=settings.dialer_max_per_round,
-        switch_ready=lambda: switch.ari.connected)
+        switch_ready=lambda: switch.ari.connected, publish=feed.publish, device_of=device_of)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,

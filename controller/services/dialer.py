@@ -34,6 +34,12 @@ What happens next:
 
 Each outcome goes through ``OutboundService.record_outcome``, which applies the retry rules.
 
+Preview campaigns place nothing by themselves: each round, every free agent of the queue with
+no open attempt of the campaign is offered a contact (an attempt opened for the agent, a
+``campaign.preview`` event on the feed to that agent). ``accept`` (any process: the call id is
+claimed on the attempt row) rings the agent's device, dials the contact once the agent answers
+and bridges them; ``skip`` closes the attempt as ``cancelled``.
+
 What this process keeps in memory only: its calls in flight (hooks on their call sessions) and
 each campaign's recent history for predictive pacing (dial-to-answer and talk times). A new
 holder of a campaign's lease starts with no history, so predictive dials like progressive until
@@ -49,16 +55,19 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from controller.domain import commands as c
+from controller.domain.access import Principal
+from controller.domain.agents import AgentState
 from controller.domain.calls import Call, CallState, Direction, Leg, LegRole, LegState
 from controller.domain.campaigns import CampaignMode, CampaignState, Outcome
-from controller.domain.errors import ControllerError, NotFound
+from controller.domain.errors import Conflict, ControllerError, Forbidden, InvalidRequest, NotFound
+from controller.domain.feed import FeedEvent, Publish, Topic
 from controller.engines import dialer as engine
 from controller.engines import pacing
 from controller.services.acd import AcdService
@@ -103,6 +112,8 @@ class Placed:
     dialed_at: float  # monotonic
     stage: Stage = Stage.RINGING
     hold: asyncio.TimerHandle | None = None
+    preview: bool = False  # placed for an agent who accepted it in preview
+    agent_left: bool = False  # preview: the agent hung up while the customer's phone rang
 
 
 @dataclass(slots=True)
@@ -120,7 +131,8 @@ class DialerService:
     def __init__(self, db: Database, outbound: OutboundService, calls: CallService, acd: AcdService,
                  lease_of: Callable[[str], Lease], node: str, *, context: str, abandon_message: str,
                  tick_s: float = 1.0, max_per_round: int = 20,
-                 switch_ready: Callable[[], bool] = lambda: True) -> None:
+                 switch_ready: Callable[[], bool] = lambda: True, publish: Publish | None = None,
+                 device_of: Callable[[str], Awaitable[str]] | None = None) -> None:
         self._db = db
         self._outbound = outbound
         self._calls = calls
@@ -133,6 +145,8 @@ class DialerService:
         self._tick_s = tick_s
         self._max_per_round = max_per_round
         self._switch_ready = switch_ready
+        self._publish = publish  # the public event feed: preview offers go to their agent
+        self._device_of = device_of  # an agent's device (the agent service)
         self.placed: dict[str, Placed] = {}  # call id -> the call
         self.history: dict[str, History] = {}
         self._task: asyncio.Task[None] | None = None
@@ -196,8 +210,10 @@ class DialerService:
 
     async def pace(self, plan: CampaignPlan) -> int:
         """Place the calls the pacing asks for now; how many were placed."""
-        if plan.state is not CampaignState.RUNNING or plan.mode is CampaignMode.PREVIEW:
-            return 0  # preview's accept/skip is not built: nothing is dialed for it
+        if plan.state is not CampaignState.RUNNING:
+            return 0
+        if plan.mode is CampaignMode.PREVIEW:
+            return await self.offer_previews(plan)
         now = datetime.now(UTC)
         mono = time.monotonic()
         mine = []
@@ -216,9 +232,7 @@ class DialerService:
         async with self._db.connection() as conn:
             answered, abandoned = await store.abandon_window(
                 conn, plan.id, now - timedelta(hours=plan.abandon_window_h))
-        # The pacing wants a target strictly between 0 and 1: 0 % dials (almost) like progressive.
-        target = min(max(plan.abandon_target_pct, 0.01), 99.0)
-        settings = engine.pacing_settings(plan.mode, plan.ratio, target)
+        settings = engine.pacing_settings(plan.mode, plan.ratio, _target(plan))
         decision = engine.decide(settings, agents, in_flight,
                                  history=self.history.setdefault(plan.id, History()).cohorts(),
                                  window=pacing.AbandonWindow(answered, abandoned),
@@ -235,6 +249,144 @@ class DialerService:
                                                       "basis": decision.basis.value,
                                                       "free_agents": agents.free})
         return count
+
+    # ---- preview ---------------------------------------------------------------------------
+
+    async def offer_previews(self, plan: CampaignPlan) -> int:
+        """Offer each free agent of the queue without an open attempt of the campaign one
+        contact (its own callbacks first): the attempt is opened for the agent and the offer
+        goes to the agent on the event feed (``campaign.preview``). The agent accepts or skips
+        through the API. How many were offered."""
+        async with self._db.connection() as conn:
+            holding = await store.agents_with_open_attempts(conn, plan.id)
+        state = self._acd.state
+        config = state.queues.get(plan.queue)
+        members = [agent_id for agent_id, _ in config.members] if config is not None else []
+        free = [agent_id for agent_id in members if agent_id not in holding
+                and (agent := state.agents.get(agent_id)) is not None and agent.state is AgentState.AVAILABLE]
+        settings = engine.pacing_settings(plan.mode, plan.ratio, _target(plan))
+        decision = engine.decide(settings, engine.AgentsView(len(free)), engine.InFlight(),
+                                 max_per_round=self._max_per_round)
+        offered = 0
+        for agent_id in free[:decision.previews]:
+            dial = await self._outbound.next_contact(plan.id, agent_id=agent_id)
+            if dial is None:
+                break
+            offered += 1
+            if self._publish is not None:
+                self._publish(FeedEvent(Topic.CAMPAIGNS, "campaign.preview", {
+                    "campaign_id": plan.id, "attempt_id": str(dial.attempt_id), "contact_id": dial.contact_id,
+                    "number": dial.number, "fields": dict(dial.fields), "callback": dial.is_callback,
+                    "agent_id": dial.agent_id}, agents=(dial.agent_id or agent_id,)))
+        return offered
+
+    async def skip(self, actor: Principal, campaign_id: str, attempt_id: uuid.UUID) -> None:
+        """The agent passes on a previewed contact: the attempt is closed as cancelled (no
+        attempt counted; the contact is due again)."""
+        _, dial = await self._outbound.open_preview(campaign_id, attempt_id)
+        _check_agent(actor, dial)
+        async with self._db.connection() as conn:
+            if not await store.claim_attempt_call(conn, attempt_id, "skipped"):
+                raise Conflict(f"attempt {attempt_id} was accepted or skipped already")
+        await self._outbound.record_outcome(attempt_id, Outcome.CANCELLED, reason="skipped by the agent")
+
+    async def accept(self, actor: Principal, campaign_id: str, attempt_id: uuid.UUID) -> str:
+        """The agent takes a previewed contact: its device is dialed, then (once it answers)
+        the customer, and the two are bridged. Returns the call's id."""
+        plan, dial = await self._outbound.open_preview(campaign_id, attempt_id)
+        agent_id = _check_agent(actor, dial)
+        if self._device_of is None or not self._switch_ready():
+            raise Conflict("this controller cannot place calls now")
+        device = await self._device_of(agent_id)
+        check = await self._outbound.confirm_dialable(attempt_id)
+        if not check.ok:
+            raise Conflict(f"contact not dialable now ({check.reason}); the attempt is cancelled")
+        if not E164.fullmatch(dial.number):
+            await self._outbound.record_outcome(attempt_id, Outcome.FAILED,
+                                                reason="number not in E.164 form: not dialed")
+            raise Conflict("the contact's number cannot be dialed")
+        call_id = str(uuid.uuid4())
+        async with self._db.connection() as conn:
+            if not await store.claim_attempt_call(conn, attempt_id, call_id):
+                raise Conflict(f"attempt {attempt_id} was accepted or skipped already")
+        now = datetime.now(UTC)
+        call = Call(id=call_id, direction=Direction.OUTBOUND, started_at=now, caller_number=dial.number,
+                    dialed=dial.number, data={**self._call_data(plan, dial), "agent_id": agent_id,
+                                              "campaign_preview": "yes"})
+        agent_leg = Leg(id=f"{call_id}.agent", call_id=call_id, role=LegRole.AGENT, channel_name=device,
+                        created_at=now)
+        call.legs[agent_leg.id] = agent_leg
+        placed = Placed(plan.id, attempt_id, call_id, f"{call_id}.customer", plan.queue,
+                        plan.abandon_message or self._message, time.monotonic(), preview=True)
+        self.placed[call_id] = placed
+        session = self._calls.open(call)
+        self._calls.agent_joins(session, agent_leg, agent_id, plan.queue)
+        session.on_answer[agent_leg.id] = lambda s, leg: self._dial_previewed(s, placed, dial)
+        session.on_end[agent_leg.id] = lambda s, leg: self._preview_agent_left(s, leg, placed)
+        self._event(session, agent_leg.id, "CampaignPreviewAccepted", {
+            "campaign": plan.id, "attempt": str(attempt_id), "agent_id": agent_id})
+        originate = c.Originate(leg_id=agent_leg.id, endpoint=device, timeout_s=dial.ring_timeout_s,
+                                caller_id=f'"" <{dial.number}>', args=("campaign", call_id))
+        try:
+            await self._calls.act(call_id, lambda s: self._calls.execute(s, originate))
+        except NotFound:
+            pass
+        return call_id
+
+    def _dial_previewed(self, session: CallSession, placed: Placed, dial: Dial) -> tuple[c.Command, ...]:
+        """The agent answered: dial the customer; bridge them when the customer answers."""
+        endpoint = f"Local/{dial.number}@{self._context}"
+        customer = Leg(id=placed.leg_id, call_id=session.call.id, role=LegRole.CUSTOMER,
+                       channel_name=endpoint, created_at=datetime.now(UTC))
+        self._calls.add_leg(session, customer)
+        placed.dialed_at = time.monotonic()
+        session.on_answer[customer.id] = lambda s, leg: self._bridge_previewed(s, placed)
+        session.on_end[customer.id] = self._preview_customer_left
+        caller_id = dial.caller_id if dial.caller_id and E164.fullmatch(dial.caller_id) else ""
+        return (c.Originate(leg_id=customer.id, endpoint=endpoint, timeout_s=dial.ring_timeout_s,
+                            caller_id=f'"" <{caller_id}>' if caller_id else "",
+                            args=("campaign", session.call.id)),)
+
+    def _bridge_previewed(self, session: CallSession, placed: Placed) -> tuple[c.Command, ...]:
+        agent_leg = session.call.legs.get(f"{session.call.id}.agent")
+        customer = session.call.legs[placed.leg_id]
+        if agent_leg is None or agent_leg.state is not LegState.UP:
+            return (c.Hangup(customer.id),)
+        placed.stage = Stage.WAITING
+        session.bridge_id = f"br-{session.call.id}"
+        session.connected_at = datetime.now(UTC)
+        self._event(session, customer.id, "CampaignAnswered", {"campaign": placed.campaign_id})
+        self._calls.tell(session, "call.connected", {"agent_id": session.call.data.get("agent_id"),
+                                                     "queue": None, "bridge_id": session.bridge_id,
+                                                     "campaign": placed.campaign_id})
+        self._calls.agent_connected(session)
+        return (c.CreateBridge(session.bridge_id, name=f"call {session.call.id}"),
+                c.AddToBridge(session.bridge_id, (agent_leg.id, customer.id)))
+
+    def _preview_customer_left(self, session: CallSession, leg: Leg) -> tuple[c.Command, ...]:
+        self._ended(session, leg)
+        return _hang_up_the_rest(session)
+
+    def _preview_agent_left(self, session: CallSession, leg: Leg, placed: Placed) -> tuple[c.Command, ...]:
+        customer = session.call.legs.get(placed.leg_id)
+        if customer is None:
+            # The agent never answered (or hung up first): nothing was dialed.
+            self.placed.pop(session.call.id, None)
+            reason = "the agent hung up before the customer was dialed" if leg.answered_at else \
+                "the agent did not answer"
+            self._spawn(self._record(placed, Outcome.CANCELLED, reason))
+        elif customer.answered_at is None:
+            placed.agent_left = True  # the customer's end records the outcome
+        return _hang_up_the_rest(session)
+
+    def _call_data(self, plan: CampaignPlan, dial: Dial) -> dict[str, str]:
+        data = {"campaign": plan.id, "campaign_attempt": str(dial.attempt_id),
+                "contact_id": str(dial.contact_id), "queue": plan.queue}
+        for name, value in dial.fields.items():
+            key = _FIELD_NAME.sub("_", str(name)).strip("_")[:64]
+            if key:
+                data.setdefault(f"lead_{key}", str(value)[:1000])
+        return data
 
     def _connected(self, call_id: str) -> bool:
         call = self._calls.find(call_id)
@@ -255,12 +407,7 @@ class DialerService:
         call_id = str(uuid.uuid4())
         leg_id = f"{call_id}.customer"
         endpoint = f"Local/{dial.number}@{self._context}"
-        data = {"campaign": plan.id, "campaign_attempt": str(dial.attempt_id),
-                "contact_id": str(dial.contact_id), "queue": plan.queue}
-        for name, value in dial.fields.items():
-            key = _FIELD_NAME.sub("_", str(name)).strip("_")[:64]
-            if key:
-                data.setdefault(f"lead_{key}", str(value)[:1000])
+        data = self._call_data(plan, dial)
         now = datetime.now(UTC)
         call = Call(id=call_id, direction=Direction.OUTBOUND, started_at=now, caller_number=dial.number,
                     dialed=dial.number, data=data)
@@ -345,10 +492,12 @@ class DialerService:
         seconds = max(0.0, time.monotonic() - placed.dialed_at)
         if placed.stage is Stage.ABANDONED:
             return None  # recorded when it was given up
-        if leg.answered_at is None:
+        if leg.answered_at is None and placed.agent_left:
+            outcome, reason = Outcome.CANCELLED, "the agent hung up before the customer answered"
+        elif leg.answered_at is None:
             outcome, reason = engine.unanswered_outcome(leg.hangup_cause, leg.hangup_cause_text)
             history.attempts.append(pacing.Attempt(_PACING_OUTCOME[outcome], seconds))
-        elif session.call.data.get("agent_id"):
+        elif session.call.data.get("agent_id") and (not placed.preview or session.bridge_id is not None):
             outcome, reason = Outcome.ANSWERED, f"talked with agent {session.call.data['agent_id']}"
             if session.connected_at is not None:
                 history.talks.append(max(0.0, (datetime.now(UTC) - session.connected_at).total_seconds()))
@@ -390,6 +539,29 @@ class DialerService:
     def live(self, call_id: str) -> bool:
         call = self._calls.find(call_id)
         return call is not None and call.state is not CallState.ENDED
+
+
+def _target(plan: CampaignPlan) -> float:
+    # The pacing wants a target strictly between 0 and 1: 0 % dials (almost) like progressive.
+    return min(max(plan.abandon_target_pct, 0.01), 99.0)
+
+
+def _check_agent(actor: Principal, dial: Dial) -> str:
+    """The agent a preview was offered to; an agent key may act on its own previews only."""
+    if dial.agent_id is None:
+        raise InvalidRequest(f"attempt {dial.attempt_id} was not offered to an agent")
+    if not actor.oversees_calls and actor.agent_id != dial.agent_id:
+        raise Forbidden("this preview was offered to another agent")
+    return dial.agent_id
+
+
+def _hang_up_the_rest(session: CallSession) -> tuple[c.Command, ...]:
+    """A preview call ends when either side leaves."""
+    others = [leg for leg in session.call.live_legs() if leg.id not in session.released]
+    commands: list[c.Command] = [c.Hangup(leg.id) for leg in others]
+    if not others and session.bridge_id is not None:
+        commands.append(c.DestroyBridge(session.bridge_id))
+    return tuple(commands)
 
 
 _PACING_OUTCOME = {Outcome.BUSY: pacing.Outcome.BUSY, Outcome.NO_ANSWER: pacing.Outcome.NO_ANSWER,

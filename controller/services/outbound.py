@@ -31,7 +31,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from controller.domain.campaigns import CampaignState, ContactState, Outcome
+from controller.domain.campaigns import CampaignMode, CampaignState, ContactState, Outcome
 from controller.domain.errors import Conflict, ControllerError, NotFound
 from controller.engines import hopper as hopper_engine
 from controller.engines import retries
@@ -332,6 +332,29 @@ class OutboundService:
             return await self._close(conn, plan, attempt, outcome, at, reason=reason, disposition=disposition,
                                      callback_at=callback_at, callback_agent_id=callback_agent_id,
                                      call_id=call_id)
+
+    async def open_preview(self, campaign_id: str, attempt_id: UUID) -> tuple[CampaignPlan, Dial]:
+        """An open attempt offered to an agent in preview, as the dialer places it: NotFound if
+        the campaign has no such attempt, Conflict if it has ended or the campaign is not a
+        running preview campaign."""
+        check_id(campaign_id, "campaign id", InvalidCampaign)
+        async with self._db.connection() as conn:
+            attempt = await store.get_attempt(conn, attempt_id)
+            if attempt is None or attempt.campaign_id != campaign_id:
+                raise NotFound(f"campaign {campaign_id} has no attempt {attempt_id}")
+            campaign = await store.get_campaign(conn, campaign_id)
+            contact = await store.get_contact(conn, campaign_id, attempt.contact_id)
+            assert campaign is not None and contact is not None  # attempts cascade with both
+        plan = plan_of(campaign)
+        if attempt.ended_at is not None:
+            raise Conflict(f"attempt {attempt_id} ended already ({attempt.outcome})")
+        if plan.mode is not CampaignMode.PREVIEW or campaign.state != CampaignState.RUNNING:
+            raise Conflict(f"campaign {campaign_id} is not a running preview campaign")
+        return plan, Dial(attempt_id=attempt.id, campaign_id=campaign_id, contact_id=contact.id,
+                          number=attempt.number, caller_id=attempt.caller_id, agent_id=attempt.agent_id,
+                          queue=plan.queue, mode=plan.mode.value, ratio=plan.ratio,
+                          ring_timeout_s=plan.ring_timeout_s, amd=dict(plan.amd), fields=dict(contact.fields),
+                          timezones=contact.timezones, is_callback=contact.callback_at is not None)
 
     async def stats(self, campaign_id: str, at: datetime | None = None) -> CampaignStats:
         """What a campaign's attempts add up to (``GET /v1/campaigns/{id}/stats``)."""

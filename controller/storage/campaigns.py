@@ -474,6 +474,22 @@ async def attempt_stats(conn: psycopg.AsyncConnection, campaign_id: str, since: 
             "window_abandoned": abandoned}
 
 
+async def claim_attempt_call(conn: psycopg.AsyncConnection, attempt_id: UUID, call_id: str) -> bool:
+    """Tie a call to an open attempt that has none yet; False when another got there first."""
+    cursor = await conn.execute(
+        "UPDATE campaign_attempts SET call_id = %s WHERE id = %s AND call_id IS NULL AND ended_at IS NULL"
+        " RETURNING id", (call_id, attempt_id))
+    return await cursor.fetchone() is not None
+
+
+async def agents_with_open_attempts(conn: psycopg.AsyncConnection, campaign_id: str) -> set[str]:
+    """Agents holding an open attempt of the campaign (a preview offered, or its call on)."""
+    cursor = await conn.execute(
+        "SELECT DISTINCT agent_id FROM campaign_attempts WHERE campaign_id = %s AND ended_at IS NULL"
+        " AND agent_id IS NOT NULL", (campaign_id,))
+    return {row["agent_id"] for row in await cursor.fetchall()}
+
+
 async def open_attempts_before(conn: psycopg.AsyncConnection, campaign_id: str,
                                before: datetime) -> list[AttemptRecord]:
     cursor = await conn.execute(

@@ -226,3 +226,80 @@ async def test_a_progressive_campaign_never_leaves_an_answered_customer_without_
     stats = (await client.get(f"/v1/campaigns/{campaign_id}/stats")).json()
     assert (stats["attempts"]["answered"], stats["contacts_reached"]) == (3, 3)
     assert stats["abandon_rate_total"] == 0.0
+
+
+async def test_a_preview_agent_accepts_and_talks_or_skips(dialer, db_conn):
+    from controller.domain.access import Role
+
+    runtime, client = dialer
+    suffix = uuid.uuid4().hex[:6]
+    agent_id, other_id = f"prev-{suffix}", f"prev2-{suffix}"
+    queue, campaign_id = f"prevq-{suffix}", f"prev-{suffix}"
+    devices = ((agent_id, "Local/2201@ccc-test-agent-talk"), (other_id, "Local/2202@ccc-test-agent"))
+    for agent, device in devices:
+        created = await client.post("/v1/agents", json={"id": agent, "name": agent, "device": device})
+        assert created.status_code == 201, created.text
+    made = await client.post("/v1/queues", json={"name": queue,
+                                                  "members": [{"agent_id": agent_id, "penalty": 0}]})
+    assert made.status_code == 201, made.text
+    made = await client.post("/v1/campaigns", json={
+        "id": campaign_id, "name": "Preview test", "mode": "preview", "queue": queue,
+        "calling_windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                             "start": "00:00", "end": "24:00"}]})
+    assert made.status_code == 201, made.text
+    human, busy = "+14155550116", "+14155550121"
+    csv = f"phone,name\n{human},Ann\n{busy},Bob\n".encode()
+    uploaded = await client.post(f"/v1/campaigns/{campaign_id}/contacts",
+                                 files={"file": ("leads.csv", csv, "text/csv")})
+    assert uploaded.status_code == 202 and uploaded.json()["imported"] == 2, uploaded.text
+    _, agent_key = await runtime.api_keys.create("preview agent", Role.AGENT, None, agent_id=agent_id)
+    _, other_key = await runtime.api_keys.create("another agent", Role.AGENT, None, agent_id=other_id)
+    assert (await client.post(f"/v1/agents/{agent_id}/login")).status_code == 200
+    assert (await client.post(f"/v1/campaigns/{campaign_id}/start")).status_code == 200
+
+    async def offered() -> dict | None:
+        await runtime.outbound.feed(campaign_id)
+        cursor = await db_conn.execute(
+            "SELECT id, number FROM campaign_attempts WHERE campaign_id = %s AND agent_id = %s"
+            " AND ended_at IS NULL AND call_id IS NULL", (campaign_id, agent_id))
+        return await cursor.fetchone()
+
+    try:
+        await eventually(offered, 10, what="a contact offered to the agent")
+        first = await offered()
+        assert first["number"] == human  # the list's order
+        base = f"/v1/campaigns/{campaign_id}/preview/{first['id']}"
+        forbidden = await client.post(f"{base}/accept", headers={"Authorization": f"Bearer {other_key}"})
+        assert forbidden.status_code == 403, forbidden.text
+        accepted = await client.post(f"{base}/accept", headers={"Authorization": f"Bearer {agent_key}"})
+        assert accepted.status_code == 202, accepted.text
+        again = await client.post(f"{base}/accept", headers={"Authorization": f"Bearer {agent_key}"})
+        assert again.status_code == 409, again.text
+
+        async def reached() -> bool:
+            return (await contacts_by_number(db_conn, campaign_id))[human]["state"] == "done"
+
+        await eventually(reached, 20, what="the previewed customer reached")
+        [attempt] = await attempts_of(db_conn, campaign_id, human)
+        assert attempt["outcome"] == "answered" and attempt["call_id"] == accepted.json()["call_id"]
+        await runtime.records.flushed()
+        kinds = [kind for kind, _, _ in await _events(db_conn, attempt["call_id"])]
+        assert "CampaignPreviewAccepted" in kinds and "CampaignAnswered" in kinds
+
+        await eventually(offered, 10, what="the next contact offered")
+        second = await offered()
+        assert second["number"] == busy
+        skipped = await client.post(f"/v1/campaigns/{campaign_id}/preview/{second['id']}/skip",
+                                    headers={"Authorization": f"Bearer {agent_key}"})
+        assert skipped.status_code == 200 and skipped.json()["outcome"] == "cancelled", skipped.text
+        missing = await client.post(f"/v1/campaigns/{campaign_id}/preview/{uuid.uuid4()}/skip")
+        assert missing.status_code == 404
+        malformed = await client.post(f"/v1/campaigns/{campaign_id}/preview/not-a-uuid/accept")
+        assert malformed.status_code == 422
+    finally:
+        await client.post(f"/v1/campaigns/{campaign_id}/stop")
+    cursor = await db_conn.execute("SELECT outcome, reason FROM campaign_attempts WHERE id = %s",
+                                   (second["id"],))
+    assert await cursor.fetchone() == {"outcome": "cancelled", "reason": "skipped by the agent"}
+    contacts = await contacts_by_number(db_conn, campaign_id)
+    assert (contacts[busy]["state"], contacts[busy]["attempts"]) == ("ready", 0)  # a skip is no attempt

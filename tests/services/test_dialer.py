@@ -9,13 +9,15 @@ import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from controller.domain import commands as c
 from controller.domain import events as e
+from controller.domain.access import Principal, Role
 from controller.domain.agents import Agent, AgentState, QueueConfig
+from controller.domain.errors import Conflict, Forbidden
 from controller.engines.acd import AcdState
 from controller.services.calls import CallService
 from controller.services.campaigns import plan_of
@@ -156,15 +158,36 @@ async def test_a_number_that_is_not_e164_never_reaches_the_switch(env: Env) -> N
     assert [(r["outcome"], r["reason"]) for r in rows] == [("failed", "number not in E.164 form: not dialed")]
 
 
-async def test_preview_and_unstaffed_campaigns_place_nothing(env: Env) -> None:
-    preview = await running(env, ["+12125550031"])
+async def test_preview_offers_free_agents_a_contact_and_unstaffed_campaigns_dial_nothing(env: Env) -> None:
+    published: list = []
+    preview = await running(env, ["+12125550031", "+12125550032", "+12125550033"])
     async with env.out.db.connection() as conn:
         await conn.execute("UPDATE campaigns SET mode = 'preview' WHERE id = %s", (preview,))
     dialer = env.dialer("one")
+    dialer._publish = published.append
     try:
-        assert (await dialer.run_once())[preview] == 0
+        # Two free agents: one contact each, offered on the feed; nothing is dialed.
+        assert (await dialer.run_once())[preview] == 2
+        assert (await dialer.run_once())[preview] == 0  # both hold an open preview
+        assert sorted(event.agents for event in published) == [("a0",), ("a1",)]
+        [offer] = [event for event in published if event.agents == ("a0",)]
+        assert offer.type == "campaign.preview" and offer.data["agent_id"] == "a0"
+        lead = {"+12125550031": "Lead 0", "+12125550032": "Lead 1", "+12125550033": "Lead 2"}
+        assert offer.data["fields"] == {"first name": lead[offer.data["number"]]}
+        # Another agent may not act on a0's preview; a0 skips it: cancelled, due again.
+        other = Principal(uuid4(), "a1's key", Role.AGENT, "a1")
+        mine = Principal(uuid4(), "a0's key", Role.AGENT, "a0")
+        attempt_id = UUID(offer.data["attempt_id"])
+        with pytest.raises(Forbidden):
+            await dialer.skip(other, preview, attempt_id)
+        await dialer.skip(mine, preview, attempt_id)
+        with pytest.raises(Conflict):
+            await dialer.skip(mine, preview, attempt_id)
+        assert (await env.out.states(preview))[offer.data["number"]] == "ready"
+        assert (await dialer.run_once())[preview] == 1  # a0 is free of a preview again
+
         env.acd.state = staffed(env.out.queue, 0)
-        progressive = await running(env, ["+12125550032"])
+        progressive = await running(env, ["+12125550034"])
         assert (await dialer.run_once())[progressive] == 0
     finally:
         await dialer.close()

@@ -523,6 +523,44 @@ async def get_import(
     return ImportOut.of(await runtime.contacts.get_import(campaign_id, import_id))
 
 
+class PreviewAccepted(BaseModel):
+    call_id: str = Field(description="The call: the agent's device rings, then the contact's number")
+
+
+class PreviewSkipped(BaseModel):
+    attempt_id: UUID
+    outcome: Literal["cancelled"]
+
+
+PREVIEWERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+
+
+@router.post("/{campaign_id}/preview/{attempt_id}/accept", status_code=202, response_model=PreviewAccepted,
+             summary="Accept a previewed contact (its agent, or a supervisor): the agent is dialed, then the "
+                     "contact", responses=problems(401, 403, 404, 409, 422, 503))
+async def accept_preview(
+    campaign_id: CampaignId,
+    attempt_id: UUID,
+    runtime: Runtime = Depends(get_runtime),
+    actor: Principal = Depends(PREVIEWERS),
+) -> PreviewAccepted:
+    return PreviewAccepted(call_id=await runtime.dialer.accept(actor, campaign_id, attempt_id))
+
+
+@router.post("/{campaign_id}/preview/{attempt_id}/skip", response_model=PreviewSkipped,
+             summary="Skip a previewed contact: the attempt is cancelled (not counted), the contact is due "
+                     "again",
+             responses=problems(401, 403, 404, 409, 422, 503))
+async def skip_preview(
+    campaign_id: CampaignId,
+    attempt_id: UUID,
+    runtime: Runtime = Depends(get_runtime),
+    actor: Principal = Depends(PREVIEWERS),
+) -> PreviewSkipped:
+    await runtime.dialer.skip(actor, campaign_id, attempt_id)
+    return PreviewSkipped(attempt_id=attempt_id, outcome="cancelled")
+
+
 @router.get("/{campaign_id}/stats", response_model=StatsOut,
             summary="Contacts by state, attempts by outcome, answer and abandonment rates, calls in flight",
             responses=problems(401, 403, 404, 422, 503))
