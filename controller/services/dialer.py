@@ -285,10 +285,9 @@ class DialerService:
         attempt counted; the contact is due again)."""
         _, dial = await self._outbound.open_preview(campaign_id, attempt_id)
         _check_agent(actor, dial)
-        async with self._db.connection() as conn:
-            if not await store.claim_attempt_call(conn, attempt_id, "skipped"):
-                raise Conflict(f"attempt {attempt_id} was accepted or skipped already")
-        await self._outbound.record_outcome(attempt_id, Outcome.CANCELLED, reason="skipped by the agent")
+        # Refused when accepted meanwhile (a call is tied to the attempt, checked under its lock).
+        await self._outbound.record_outcome(attempt_id, Outcome.CANCELLED, reason="skipped by the agent",
+                                            unless_called=True)
 
     async def accept(self, actor: Principal, campaign_id: str, attempt_id: uuid.UUID) -> str:
         """The agent takes a previewed contact: its device is dialed, then (once it answers)

@@ -302,10 +302,12 @@ class OutboundService:
     async def record_outcome(self, attempt_id: UUID, outcome: Outcome, *, at: datetime | None = None,
                              disposition: str | None = None, callback_at: datetime | None = None,
                              callback_agent_id: str | None = None,
-                             call_id: str | None = None, reason: str | None = None) -> OutcomeResult:
+                             call_id: str | None = None, reason: str | None = None,
+                             unless_called: bool = False) -> OutcomeResult:
         """Close an attempt with its outcome and apply the campaign's retry rules to its
         contact. Recording the same outcome again is harmless (the first result is returned);
-        another outcome for a closed attempt is a Conflict."""
+        another outcome for a closed attempt is a Conflict. ``unless_called``: a Conflict too
+        when a call is tied to the attempt already (a preview skipped as it was accepted)."""
         at = _now(at)
         if callback_at is not None and callback_at.tzinfo is None:
             raise InvalidOutcome("callback_at: a time with its zone")
@@ -319,6 +321,8 @@ class OutboundService:
                 raise NotFound(f"no attempt {attempt_id}")
             campaign = await store.get_campaign(conn, attempt.campaign_id)
             assert campaign is not None
+            if unless_called and attempt.call_id is not None and attempt.ended_at is None:
+                raise Conflict(f"attempt {attempt_id} has a call already")
             if attempt.ended_at is not None:
                 if attempt.outcome == outcome.value and attempt.disposition == disposition:
                     contact = await store.get_contact(conn, attempt.campaign_id, attempt.contact_id)
