@@ -268,7 +268,8 @@ def build_runtime(settings: Settings) -> Runtime:
             live.redis, f"ccc:{settings.acd_cluster}:campaign:{campaign_id}:dialer"),
         settings.ari_app, context=settings.dialer_context, abandon_message=settings.dialer_abandon_message,
         tick_s=settings.dialer_tick_s, max_per_round=settings.dialer_max_per_round,
-        switch_ready=lambda: switch.ari.connected, publish=feed.publish, device_of=device_of)
+        switch_ready=lambda: switch.ari.connected, publish=feed.publish, device_of=device_of,
+        preview_timeout_s=settings.dialer_preview_timeout_s)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     dialer_tick_s: float = Field(default=1.0, gt=0, le=10)
     dialer_max_per_round: int = Field(default=20, ge=1, le=1000)
     dialer_abandon_message: Annotated[str, AfterValidator(_sound_name)] = "im-sorry"
+    # A preview offered to an agent and neither accepted nor skipped within this is withdrawn.
+    dialer_preview_timeout_s: float = Field(default=120.0, ge=5, le=3600)
     # The media format of the Local channels the controller dials (agents' ``Local/...``
     # devices, callbacks, campaign calls through the dialplan). Without it Asterisk gives a
     # Local channel the best format it knows, slin192, and resamples every 8 kHz frame to it:

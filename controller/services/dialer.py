@@ -36,9 +36,10 @@ Each outcome goes through ``OutboundService.record_outcome``, which applies the 
 
 Preview campaigns place nothing by themselves: each round, every free agent of the queue with
 no open attempt of the campaign is offered a contact (an attempt opened for the agent, a
-``campaign.preview`` event on the feed to that agent). ``accept`` (any process: the call id is
-claimed on the attempt row) rings the agent's device, dials the contact once the agent answers
-and bridges them; ``skip`` closes the attempt as ``cancelled``.
+``campaign.preview`` event on the feed to that agent; one neither accepted nor skipped within
+``dialer_preview_timeout_s`` is cancelled, and the agent gets the next). ``accept`` (any
+process: the call id is claimed on the attempt row) rings the agent's device, dials the contact
+once the agent answers and bridges them; ``skip`` closes the attempt as ``cancelled``.
 
 What this process keeps in memory only: its calls in flight (hooks on their call sessions) and
 each campaign's recent history for predictive pacing (dial-to-answer and talk times). A new
@@ -132,7 +133,8 @@ class DialerService:
                  lease_of: Callable[[str], Lease], node: str, *, context: str, abandon_message: str,
                  tick_s: float = 1.0, max_per_round: int = 20,
                  switch_ready: Callable[[], bool] = lambda: True, publish: Publish | None = None,
-                 device_of: Callable[[str], Awaitable[str]] | None = None) -> None:
+                 device_of: Callable[[str], Awaitable[str]] | None = None,
+                 preview_timeout_s: float = 120.0) -> None:
         self._db = db
         self._outbound = outbound
         self._calls = calls
@@ -147,6 +149,7 @@ class DialerService:
         self._switch_ready = switch_ready
         self._publish = publish  # the public event feed: preview offers go to their agent
         self._device_of = device_of  # an agent's device (the agent service)
+        self._preview_timeout_s = preview_timeout_s  # an offer left unanswered is withdrawn
         self.placed: dict[str, Placed] = {}  # call id -> the call
         self.history: dict[str, History] = {}
         self._task: asyncio.Task[None] | None = None
@@ -257,6 +260,15 @@ class DialerService:
         contact (its own callbacks first): the attempt is opened for the agent and the offer
         goes to the agent on the event feed (``campaign.preview``). The agent accepts or skips
         through the API. How many were offered."""
+        async with self._db.connection() as conn:
+            stale = await store.stale_previews(conn, plan.id, datetime.now(UTC) - timedelta(
+                seconds=self._preview_timeout_s))
+        for attempt_id in stale:
+            try:
+                await self._outbound.record_outcome(attempt_id, Outcome.CANCELLED, unless_called=True,
+                                                    reason="preview neither accepted nor skipped in time")
+            except ControllerError as exc:  # accepted or closed meanwhile
+                log.info("stale preview %s left: %s", attempt_id, exc.detail)
         async with self._db.connection() as conn:
             holding = await store.agents_with_open_attempts(conn, plan.id)
         state = self._acd.state

@@ -482,6 +482,14 @@ async def claim_attempt_call(conn: psycopg.AsyncConnection, attempt_id: UUID, ca
     return await cursor.fetchone() is not None
 
 
+async def stale_previews(conn: psycopg.AsyncConnection, campaign_id: str, before: datetime) -> list[UUID]:
+    """Open attempts offered to an agent before ``before`` and neither accepted nor skipped."""
+    cursor = await conn.execute(
+        "SELECT id FROM campaign_attempts WHERE campaign_id = %s AND ended_at IS NULL"
+        " AND agent_id IS NOT NULL AND call_id IS NULL AND started_at < %s", (campaign_id, before))
+    return [row["id"] for row in await cursor.fetchall()]
+
+
 async def agents_with_open_attempts(conn: psycopg.AsyncConnection, campaign_id: str) -> set[str]:
     """Agents holding an open attempt of the campaign (a preview offered, or its call on)."""
     cursor = await conn.execute(

@@ -185,6 +185,19 @@ async def test_preview_offers_free_agents_a_contact_and_unstaffed_campaigns_dial
             await dialer.skip(mine, preview, attempt_id)
         assert (await env.out.states(preview))[offer.data["number"]] == "ready"
         assert (await dialer.run_once())[preview] == 1  # a0 is free of a preview again
+        # An offer nobody answers is withdrawn after the timeout, and the agent gets another.
+        async with env.out.db.connection() as conn:
+            await conn.execute("UPDATE campaign_attempts SET started_at = started_at - interval '1 hour'"
+                               " WHERE campaign_id = %s AND ended_at IS NULL AND agent_id = 'a1'", (preview,))
+        assert (await dialer.run_once())[preview] == 0  # withdrawn; its contact is not in the hopper yet
+        await env.out.outbound.feed(preview)  # the worker's beat
+        assert (await dialer.run_once())[preview] == 1
+        async with env.out.db.connection() as conn:
+            cursor = await conn.execute("SELECT outcome, reason FROM campaign_attempts WHERE campaign_id = %s"
+                                        " AND agent_id = 'a1' ORDER BY started_at", (preview,))
+            rows = await cursor.fetchall()
+        assert [(r["outcome"], r["reason"]) for r in rows] == [
+            ("cancelled", "preview neither accepted nor skipped in time"), (None, None)]
 
         env.acd.state = staffed(env.out.queue, 0)
         progressive = await running(env, ["+12125550034"])
