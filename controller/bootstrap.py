@@ -259,6 +259,7 @@ def build_runtime(settings: Settings) -> Runtime:
     hopper = HopperStore(live.redis, settings.acd_cluster)
     outbound = OutboundService(db, hopper)
     campaigns = CampaignService(db, hopper, on_started=outbound.feed)
+    call_control.campaign_disposition = outbound.set_disposition
     async def device_of(agent_id: str) -> str:
         return str((await agents.get(agent_id)).device)
 

@@ -337,6 +337,25 @@ class OutboundService:
                                      callback_at=callback_at, callback_agent_id=callback_agent_id,
                                      call_id=call_id)
 
+    async def set_disposition(self, attempt_id: str, code: str) -> None:
+        """An agent's disposition of a campaign call, on its attempt (open or ended): one of the
+        campaign's codes (any when it lists none), else InvalidOutcome (422)."""
+        try:
+            attempt_uuid = UUID(attempt_id)
+        except ValueError:
+            raise InvalidOutcome(f"campaign_attempt: {attempt_id!r} is not an attempt id") from None
+        async with self._db.connection() as conn:
+            attempt = await store.get_attempt(conn, attempt_uuid, lock=True)
+            if attempt is None:
+                return  # the campaign was deleted with its attempts: the call's own disposition stands
+            campaign = await store.get_campaign(conn, attempt.campaign_id)
+            assert campaign is not None
+            plan = plan_of(campaign)
+            if plan.dispositions and code not in plan.dispositions:
+                raise InvalidOutcome(f"code: {code} is not one of campaign {campaign.id}'s dispositions "
+                                     f"({', '.join(sorted(plan.dispositions))})")
+            await store.set_disposition(conn, attempt_uuid, code)
+
     async def open_preview(self, campaign_id: str, attempt_id: UUID) -> tuple[CampaignPlan, Dial]:
         """An open attempt offered to an agent in preview, as the dialer places it: NotFound if
         the campaign has no such attempt, Conflict if it has ended or the campaign is not a

@@ -429,7 +429,8 @@ async def close_attempt(conn: psycopg.AsyncConnection, attempt_id: UUID, *, outc
                         reason: str | None, disposition: str | None, call_id: str | None,
                         callback_at: datetime | None) -> AttemptRecord:
     cursor = await conn.execute(
-        f"UPDATE campaign_attempts SET ended_at = %s, outcome = %s, reason = %s, disposition = %s,"
+        f"UPDATE campaign_attempts SET ended_at = %s, outcome = %s, reason = %s,"
+        f" disposition = coalesce(%s, disposition),"
         f" call_id = coalesce(%s, call_id), callback_at = %s WHERE id = %s RETURNING {_ATTEMPT}",
         (at, outcome, reason, disposition, call_id, callback_at, attempt_id))
     row = await cursor.fetchone()
@@ -480,6 +481,10 @@ async def claim_attempt_call(conn: psycopg.AsyncConnection, attempt_id: UUID, ca
         "UPDATE campaign_attempts SET call_id = %s WHERE id = %s AND call_id IS NULL AND ended_at IS NULL"
         " RETURNING id", (call_id, attempt_id))
     return await cursor.fetchone() is not None
+
+
+async def set_disposition(conn: psycopg.AsyncConnection, attempt_id: UUID, code: str) -> None:
+    await conn.execute("UPDATE campaign_attempts SET disposition = %s WHERE id = %s", (code, attempt_id))
 
 
 async def stale_previews(conn: psycopg.AsyncConnection, campaign_id: str, before: datetime) -> list[UUID]:

@@ -63,6 +63,7 @@ async def test_a_power_campaign_dials_every_contact_to_its_outcome(dialer, db_co
         "calling_windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
                              "start": "00:00", "end": "24:00"}],
         "max_attempts": 3, "ring_timeout_s": 5, "abandon_message": MESSAGE,
+        "dispositions": ["sale", "no-sale"],
         "retry_rules": [{"outcome": "busy", "delays_s": [1], "max_retries": 1},
                         {"outcome": "abandoned", "delays_s": [3600], "max_retries": 1}]})
     assert made.status_code == 201, made.text
@@ -112,6 +113,16 @@ async def test_a_power_campaign_dials_every_contact_to_its_outcome(dialer, db_co
     assert playing and playing[0][0]["media"] == f"sound:{MESSAGE}"
     assert (playing[0][1] - answered_at).total_seconds() < 2.0  # the safe-harbor limit
     assert "PlaybackFinished" in kinds  # heard to the end, then hung up
+
+    # The agent's disposition of the call goes on its attempt, from the campaign's codes only.
+    wrong = await client.post(f"/v1/calls/{talked['call_id']}/disposition", json={"code": "maybe"})
+    assert wrong.status_code == 422 and "dispositions" in wrong.json()["detail"], wrong.text
+    disposed = await client.post(f"/v1/calls/{talked['call_id']}/disposition", json={"code": "sale"})
+    assert disposed.status_code == 200, disposed.text
+    [talked] = await attempts_of(db_conn, campaign_id, reached)
+    cursor = await db_conn.execute("SELECT disposition FROM campaign_attempts WHERE call_id = %s",
+                                   (talked["call_id"],))
+    assert (await cursor.fetchone())["disposition"] == "sale"
 
     call = await _call(db_conn, talked["call_id"])
     assert call["data"]["campaign"] == campaign_id and call["data"]["agent_id"] == agent_id
