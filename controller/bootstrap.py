@@ -24,6 +24,7 @@ from controller.services.calls import CallService
 from controller.services.campaigns import CampaignService
 from controller.services.contacts import ContactService
 from controller.services.device_states import DeviceStateService
+from controller.services.dialer import DialerService
 from controller.services.dnc import DncService
 from controller.services.feed import FeedService
 from controller.services.flows import FlowService, SoundCatalog
@@ -100,6 +101,7 @@ class Runtime:
     contacts: ContactService
     dnc: DncService
     outbound: OutboundService
+    dialer: DialerService
     queue_moves: QueueMoves
     staffing: StaffingService
     reports: ReportService
@@ -118,6 +120,8 @@ class Runtime:
         await self.switch.start()
         await self.webhook_dispatcher.start()
         await self.alarms.start()
+        if self.settings.dialer_enabled:
+            await self.dialer.start()
 
     async def reload_acd(self) -> None:
         """Load agents and queues into the ACD (at start and after every change to them)."""
@@ -143,7 +147,7 @@ class Runtime:
     async def close(self) -> None:
         # Shutdown is bounded: a part that does not close in time is logged with what every
         # pending task was doing, and shutdown goes on.
-        for name, close in (("alarms", self.alarms.close),
+        for name, close in (("dialer", self.dialer.close), ("alarms", self.alarms.close),
                             ("webhook dispatcher", self.webhook_dispatcher.close),
                             ("monitors", self.monitors.close), ("switch", self.switch.close),
                             ("devices", self.devices.close),
@@ -255,6 +259,18 @@ def build_runtime(settings: Settings) -> Runtime:
     hopper = HopperStore(live.redis, settings.acd_cluster)
     outbound = OutboundService(db, hopper)
     campaigns = CampaignService(db, hopper, on_started=outbound.feed)
+    call_control.campaign_disposition = outbound.set_disposition
+    async def device_of(agent_id: str) -> str:
+        return str((await agents.get(agent_id)).device)
+
+    # The real-time dialer: one process per running campaign (a lease each) places its calls.
+    dialer = DialerService(
+        db, outbound, calls, acd, lambda campaign_id: Lease(
+            live.redis, f"ccc:{settings.acd_cluster}:campaign:{campaign_id}:dialer"),
+        settings.ari_app, context=settings.dialer_context, abandon_message=settings.dialer_abandon_message,
+        tick_s=settings.dialer_tick_s, max_per_round=settings.dialer_max_per_round,
+        switch_ready=lambda: switch.ari.connected, publish=feed.publish, device_of=device_of,
+        preview_timeout_s=settings.dialer_preview_timeout_s)
     health = HealthService(
         {
             "asterisk-ari": switch.ari.check,
@@ -293,6 +309,7 @@ def build_runtime(settings: Settings) -> Runtime:
                                 enqueue=celery_enqueue(settings.celery_broker_url)),
         dnc=DncService(db),
         outbound=outbound,
+        dialer=dialer,
         queue_moves=QueueMoves(acd, db, calls.find),
         staffing=StaffingService(db),
         reports=ReportService(db),

@@ -33,6 +33,16 @@ def _context_name(value: str) -> str:
     return value
 
 
+_SOUND_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$")
+
+
+def _sound_name(value: str) -> str:
+    # A core sound (``sound:<name>`` for ARI): no ',', ':' or control characters.
+    if not _SOUND_NAME.match(value):
+        raise ValueError("a sound name: letters, digits, '_', '-', up to three '/'")
+    return value
+
+
 _FORMAT_LIST = re.compile(r"^[a-z0-9_]{1,16}(,[a-z0-9_]{1,16}){0,15}$")
 
 
@@ -91,6 +101,18 @@ class Settings(BaseSettings):
         return tuple(code.strip() for code in self.pause_reasons.split(",") if code.strip())
     # Where a queue's callback dials the caller's number: Local/<number>@<this context>.
     callback_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
+    # The campaign dialer (services/dialer.py): whether this process dials running campaigns
+    # (one process per campaign at a time, by a lease in Redis), the context a contact's number
+    # is dialed through (Local/<number>@<this context>), how often each campaign is paced, the
+    # most calls one round places, and the core sound an answered contact hears when no agent
+    # takes the call within the hold (a campaign's own ``abandon_message`` wins).
+    dialer_enabled: bool = True
+    dialer_context: Annotated[str, AfterValidator(_context_name)] = "ccc-outbound"
+    dialer_tick_s: float = Field(default=1.0, gt=0, le=10)
+    dialer_max_per_round: int = Field(default=20, ge=1, le=1000)
+    dialer_abandon_message: Annotated[str, AfterValidator(_sound_name)] = "im-sorry"
+    # A preview offered to an agent and neither accepted nor skipped within this is withdrawn.
+    dialer_preview_timeout_s: float = Field(default=120.0, ge=5, le=3600)
     # The media format of the Local channels the controller dials (agents' ``Local/...``
     # devices, callbacks, campaign calls through the dialplan). Without it Asterisk gives a
     # Local channel the best format it knows, slin192, and resamples every 8 kHz frame to it:

@@ -80,6 +80,9 @@ class CallControl:
         self._db = db
         self._queue_exists = queue_exists
         self._switch_ready = switch_ready
+        # A campaign call's disposition is also its attempt's (services/outbound.py): checked
+        # against the campaign's codes before anything is written, then stored on the attempt.
+        self.campaign_disposition: Callable[[str, str], Awaitable[None]] | None = None
 
     # ---- who may act --------------------------------------------------------------------
 
@@ -431,6 +434,8 @@ class CallControl:
             data = dict(session.call.data)
             offered = [a for _, a in session.offers.values()]
         self._check(actor, call_id, data, offered)
+        if data.get("campaign_attempt") and self.campaign_disposition is not None:
+            await self.campaign_disposition(data["campaign_attempt"], code)
         async with self._db.connection() as conn:
             disposition = await store.upsert(conn, call_id=call_id, code=code, notes=notes,
                                              follow_up=follow_up, key_id=actor.key_id,

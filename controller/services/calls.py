@@ -133,6 +133,9 @@ class CallSession:
     agents_involved: list[str] = field(default_factory=list)
     queued_at: datetime | None = None  # when the caller last entered a queue
     connected_at: datetime | None = None  # when the caller was last bridged with an agent
+    # The caller takes no agent any more (a campaign call given the safe-harbor message): an
+    # agent who answers its offer now is let go, never bridged (services/dialer.py).
+    no_agent: bool = False
 
     def connection(self) -> Connection:
         """What Redis keeps of who the call connects (see call_snapshot.py)."""
@@ -581,6 +584,20 @@ class CallService:
         if self._acd is not None and not session.on_call(agent_id):
             self._acd.submit(acd_engine.CallEnded(session.call.id, agent_id, int(talk)))
 
+    def leave_queue(self, session: CallSession) -> tuple[c.Command, ...]:
+        """The caller stops waiting for an agent (the dialer gives an answered contact up): the
+        ACD drops its entry (offers ringing are withdrawn; counted as abandoned) and no agent is
+        connected to it later. Returns what stops its hold music and announcements."""
+        session.no_agent = True
+        waiting = self._waiting.waiting.get(session.call.id)
+        commands = self._waiting.connected(session.call.id)
+        if session.queued is not None and self._acd is not None:
+            self._acd.submit(acd_engine.CallAbandoned(session.call.id))
+        session.queued = None
+        if waiting is not None:
+            commands += (c.StopMusicOnHold(waiting.leg_id),)
+        return commands
+
     async def execute(self, session: CallSession, command: c.FlowCommand) -> None:
         """Carry out a command for a call; a leg gone or a refusal is recorded, not raised."""
         await self._execute(session, command)
@@ -680,8 +697,8 @@ class CallService:
             return
         for command in self._waiting.connected(call_id):
             await self._execute(session, command)
-        if not callers:
-            # The caller hung up as the agent answered: nobody to talk to.
+        if not callers or session.no_agent:
+            # The caller hung up as the agent answered (or was given up): nobody to talk to.
             await self._execute(session, c.Hangup(agent_leg.id))
             if self._acd is not None:
                 self._acd.submit(acd_engine.CallEnded(call_id, agent_id, 0))

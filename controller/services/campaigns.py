@@ -51,6 +51,8 @@ TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 _TIME = re.compile(TIME_PATTERN)
 DISPOSITION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _DISPOSITION = re.compile(DISPOSITION_PATTERN)
+# A core sound the safe-harbor message plays (sound:<name> for the switch): no separators.
+_SOUND = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}")
 MAX_WINDOWS = 28
 MAX_ATTEMPTS_MAX = 100
 MAX_DELAYS = 10
@@ -132,6 +134,7 @@ class CampaignPlan:
     hopper_ttl_s: int
     abandon_target_pct: float
     abandon_window_h: int
+    abandon_message: str | None = None  # a core sound; None: the dialer's default
 
 
 def plan_of(record: CampaignRecord) -> CampaignPlan:
@@ -148,7 +151,7 @@ def plan_of(record: CampaignRecord) -> CampaignPlan:
         default_timezone=config["timezone"], dispositions=frozenset(config["dispositions"]),
         amd=dict(config["amd"]), ring_timeout_s=config["ring_timeout_s"], hopper_size=config["hopper_size"],
         hopper_ttl_s=config["hopper_ttl_s"], abandon_target_pct=config["abandon_target_pct"],
-        abandon_window_h=config["abandon_window_h"],
+        abandon_window_h=config["abandon_window_h"], abandon_message=config.get("abandon_message"),
     )
 
 
@@ -290,7 +293,7 @@ def validated(campaign_id: str, spec: CampaignSpec) -> CampaignRecord:
 def _config(raw: dict[str, Any]) -> dict[str, Any]:
     known = {"caller_id", "timezone", "calling_windows", "max_attempts", "retry_rules", "dispositions",
              "amd", "abandon_target_pct", "abandon_window_h", "ring_timeout_s", "hopper_size",
-             "hopper_ttl_s"}
+             "hopper_ttl_s", "abandon_message"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InvalidCampaign(f"{unknown[0]}: unknown setting")
@@ -317,7 +320,14 @@ def _config(raw: dict[str, Any]) -> dict[str, Any]:
             raise InvalidCampaign(f"dispositions[{i}]: 1 to 64 letters, digits, '_', '.' or '-'")
         if code in dispositions[:i]:
             raise InvalidCampaign(f"dispositions[{i}]: {code} is listed twice")
+    extra: dict[str, Any] = {}
+    if "abandon_message" in raw:
+        message = raw["abandon_message"]
+        if not isinstance(message, str) or not _SOUND.fullmatch(message):
+            raise InvalidCampaign("abandon_message: a core sound's name (letters, digits, '_', '-', '/')")
+        extra["abandon_message"] = message
     return {
+        **extra,
         "caller_id": _caller_id(raw.get("caller_id")),
         "timezone": timezone,
         "calling_windows": windows,

@@ -31,7 +31,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from controller.domain.campaigns import CampaignState, ContactState, Outcome
+from controller.domain.campaigns import CampaignMode, CampaignState, ContactState, Outcome
 from controller.domain.errors import Conflict, ControllerError, NotFound
 from controller.engines import hopper as hopper_engine
 from controller.engines import retries
@@ -103,6 +103,27 @@ class OutcomeResult:
     next_attempt_at: datetime | None = None
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    """A campaign's figures. Rates are shares (0..1) or None with nothing to divide by: the
+    answer rate over dialed attempts (answered by a person or a machine), the abandonment rate
+    over attempts a person answered (answered, callback, abandoned), in total and over the
+    campaign's rolling window."""
+
+    campaign_id: str
+    state: str
+    contacts: dict[str, int]
+    attempts: dict[str, int]
+    attempts_open: int
+    dialed: int
+    answer_rate: float | None
+    contacts_reached: int
+    abandon_rate_total: float | None
+    abandon_rate_window: float | None
+    abandon_window_h: int
+    abandon_target_pct: float
 
 
 def _now(at: datetime | None) -> datetime:
@@ -281,10 +302,12 @@ class OutboundService:
     async def record_outcome(self, attempt_id: UUID, outcome: Outcome, *, at: datetime | None = None,
                              disposition: str | None = None, callback_at: datetime | None = None,
                              callback_agent_id: str | None = None,
-                             call_id: str | None = None) -> OutcomeResult:
+                             call_id: str | None = None, reason: str | None = None,
+                             unless_called: bool = False) -> OutcomeResult:
         """Close an attempt with its outcome and apply the campaign's retry rules to its
         contact. Recording the same outcome again is harmless (the first result is returned);
-        another outcome for a closed attempt is a Conflict."""
+        another outcome for a closed attempt is a Conflict. ``unless_called``: a Conflict too
+        when a call is tied to the attempt already (a preview skipped as it was accepted)."""
         at = _now(at)
         if callback_at is not None and callback_at.tzinfo is None:
             raise InvalidOutcome("callback_at: a time with its zone")
@@ -298,6 +321,8 @@ class OutboundService:
                 raise NotFound(f"no attempt {attempt_id}")
             campaign = await store.get_campaign(conn, attempt.campaign_id)
             assert campaign is not None
+            if unless_called and attempt.call_id is not None and attempt.ended_at is None:
+                raise Conflict(f"attempt {attempt_id} has a call already")
             if attempt.ended_at is not None:
                 if attempt.outcome == outcome.value and attempt.disposition == disposition:
                     contact = await store.get_contact(conn, attempt.campaign_id, attempt.contact_id)
@@ -308,9 +333,77 @@ class OutboundService:
             if disposition is not None and plan.dispositions and disposition not in plan.dispositions:
                 raise InvalidOutcome(f"disposition: {disposition} is not one of campaign {campaign.id}'s "
                                      f"({', '.join(sorted(plan.dispositions))})")
-            return await self._close(conn, plan, attempt, outcome, at, disposition=disposition,
+            return await self._close(conn, plan, attempt, outcome, at, reason=reason, disposition=disposition,
                                      callback_at=callback_at, callback_agent_id=callback_agent_id,
                                      call_id=call_id)
+
+    async def set_disposition(self, attempt_id: str, code: str) -> None:
+        """An agent's disposition of a campaign call, on its attempt (open or ended): one of the
+        campaign's codes (any when it lists none), else InvalidOutcome (422)."""
+        try:
+            attempt_uuid = UUID(attempt_id)
+        except ValueError:
+            raise InvalidOutcome(f"campaign_attempt: {attempt_id!r} is not an attempt id") from None
+        async with self._db.connection() as conn:
+            attempt = await store.get_attempt(conn, attempt_uuid, lock=True)
+            if attempt is None:
+                return  # the campaign was deleted with its attempts: the call's own disposition stands
+            campaign = await store.get_campaign(conn, attempt.campaign_id)
+            assert campaign is not None
+            plan = plan_of(campaign)
+            if plan.dispositions and code not in plan.dispositions:
+                raise InvalidOutcome(f"code: {code} is not one of campaign {campaign.id}'s dispositions "
+                                     f"({', '.join(sorted(plan.dispositions))})")
+            await store.set_disposition(conn, attempt_uuid, code)
+
+    async def open_preview(self, campaign_id: str, attempt_id: UUID) -> tuple[CampaignPlan, Dial]:
+        """An open attempt offered to an agent in preview, as the dialer places it: NotFound if
+        the campaign has no such attempt, Conflict if it has ended or the campaign is not a
+        running preview campaign."""
+        check_id(campaign_id, "campaign id", InvalidCampaign)
+        async with self._db.connection() as conn:
+            attempt = await store.get_attempt(conn, attempt_id)
+            if attempt is None or attempt.campaign_id != campaign_id:
+                raise NotFound(f"campaign {campaign_id} has no attempt {attempt_id}")
+            campaign = await store.get_campaign(conn, campaign_id)
+            contact = await store.get_contact(conn, campaign_id, attempt.contact_id)
+            assert campaign is not None and contact is not None  # attempts cascade with both
+        plan = plan_of(campaign)
+        if attempt.ended_at is not None:
+            raise Conflict(f"attempt {attempt_id} ended already ({attempt.outcome})")
+        if plan.mode is not CampaignMode.PREVIEW or campaign.state != CampaignState.RUNNING:
+            raise Conflict(f"campaign {campaign_id} is not a running preview campaign")
+        return plan, Dial(attempt_id=attempt.id, campaign_id=campaign_id, contact_id=contact.id,
+                          number=attempt.number, caller_id=attempt.caller_id, agent_id=attempt.agent_id,
+                          queue=plan.queue, mode=plan.mode.value, ratio=plan.ratio,
+                          ring_timeout_s=plan.ring_timeout_s, amd=dict(plan.amd), fields=dict(contact.fields),
+                          timezones=contact.timezones, is_callback=contact.callback_at is not None)
+
+    async def stats(self, campaign_id: str, at: datetime | None = None) -> CampaignStats:
+        """What a campaign's attempts add up to (``GET /v1/campaigns/{id}/stats``)."""
+        at = _now(at)
+        check_id(campaign_id, "campaign id", InvalidCampaign)
+        async with self._db.connection() as conn:
+            campaign = await store.get_campaign(conn, campaign_id)
+            if campaign is None:
+                raise NotFound(f"no campaign {campaign_id}")
+            plan = plan_of(campaign)
+            contacts = await store.contact_counts(conn, campaign_id)
+            since = at - timedelta(hours=plan.abandon_window_h)
+            figures = await store.attempt_stats(conn, campaign_id, since)
+        by_outcome: dict[str, int] = figures["by_outcome"]
+        dialed = sum(n for outcome, n in by_outcome.items() if outcome not in ("cancelled", "open"))
+        person = sum(by_outcome.get(o, 0) for o in ("answered", "callback", "abandoned"))
+        answered = person + by_outcome.get("machine", 0)
+        return CampaignStats(
+            campaign_id=campaign_id, state=campaign.state, contacts=contacts,
+            attempts={o.value: by_outcome.get(o.value, 0) for o in Outcome},
+            attempts_open=by_outcome.get("open", 0), dialed=dialed,
+            answer_rate=answered / dialed if dialed else None, contacts_reached=figures["reached"],
+            abandon_rate_total=by_outcome.get("abandoned", 0) / person if person else None,
+            abandon_rate_window=(figures["window_abandoned"] / figures["window_answered"]
+                                 if figures["window_answered"] else None),
+            abandon_window_h=plan.abandon_window_h, abandon_target_pct=plan.abandon_target_pct)
 
     # ---- shared --------------------------------------------------------------------------
 

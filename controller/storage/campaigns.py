@@ -429,7 +429,8 @@ async def close_attempt(conn: psycopg.AsyncConnection, attempt_id: UUID, *, outc
                         reason: str | None, disposition: str | None, call_id: str | None,
                         callback_at: datetime | None) -> AttemptRecord:
     cursor = await conn.execute(
-        f"UPDATE campaign_attempts SET ended_at = %s, outcome = %s, reason = %s, disposition = %s,"
+        f"UPDATE campaign_attempts SET ended_at = %s, outcome = %s, reason = %s,"
+        f" disposition = coalesce(%s, disposition),"
         f" call_id = coalesce(%s, call_id), callback_at = %s WHERE id = %s RETURNING {_ATTEMPT}",
         (at, outcome, reason, disposition, call_id, callback_at, attempt_id))
     row = await cursor.fetchone()
@@ -442,6 +443,64 @@ async def attempts_of(conn: psycopg.AsyncConnection, contact_id: int) -> list[At
         f"SELECT {_ATTEMPT} FROM campaign_attempts WHERE contact_id = %s ORDER BY started_at, id",
         (contact_id,))
     return [AttemptRecord.of(row) for row in await cursor.fetchall()]
+
+
+async def abandon_window(conn: psycopg.AsyncConnection, campaign_id: str,
+                         since: datetime) -> tuple[int, int]:
+    """Attempts a person answered (reached, called back or abandoned) and those abandoned,
+    ended since ``since``: the campaign's rolling abandonment window."""
+    cursor = await conn.execute(
+        "SELECT count(*) FILTER (WHERE outcome IN ('answered', 'callback', 'abandoned')) AS answered,"
+        " count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned FROM campaign_attempts"
+        " WHERE campaign_id = %s AND ended_at >= %s", (campaign_id, since))
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row["answered"]), int(row["abandoned"])
+
+
+async def attempt_stats(conn: psycopg.AsyncConnection, campaign_id: str, since: datetime) -> dict[str, Any]:
+    """Attempts by outcome (ended ones; ``open``: still being dialed), contacts reached, and the
+    person-answered and abandoned attempts ended since ``since``."""
+    cursor = await conn.execute(
+        "SELECT coalesce(outcome, 'open') AS outcome, count(*) AS n FROM campaign_attempts"
+        " WHERE campaign_id = %s GROUP BY 1", (campaign_id,))
+    by_outcome = {row["outcome"]: int(row["n"]) for row in await cursor.fetchall()}
+    cursor = await conn.execute(
+        "SELECT count(DISTINCT contact_id) AS n FROM campaign_attempts WHERE campaign_id = %s"
+        " AND outcome IN ('answered', 'callback')", (campaign_id,))
+    row = await cursor.fetchone()
+    reached = int(row["n"]) if row else 0
+    answered, abandoned = await abandon_window(conn, campaign_id, since)
+    return {"by_outcome": by_outcome, "reached": reached, "window_answered": answered,
+            "window_abandoned": abandoned}
+
+
+async def claim_attempt_call(conn: psycopg.AsyncConnection, attempt_id: UUID, call_id: str) -> bool:
+    """Tie a call to an open attempt that has none yet; False when another got there first."""
+    cursor = await conn.execute(
+        "UPDATE campaign_attempts SET call_id = %s WHERE id = %s AND call_id IS NULL AND ended_at IS NULL"
+        " RETURNING id", (call_id, attempt_id))
+    return await cursor.fetchone() is not None
+
+
+async def set_disposition(conn: psycopg.AsyncConnection, attempt_id: UUID, code: str) -> None:
+    await conn.execute("UPDATE campaign_attempts SET disposition = %s WHERE id = %s", (code, attempt_id))
+
+
+async def stale_previews(conn: psycopg.AsyncConnection, campaign_id: str, before: datetime) -> list[UUID]:
+    """Open attempts offered to an agent before ``before`` and neither accepted nor skipped."""
+    cursor = await conn.execute(
+        "SELECT id FROM campaign_attempts WHERE campaign_id = %s AND ended_at IS NULL"
+        " AND agent_id IS NOT NULL AND call_id IS NULL AND started_at < %s", (campaign_id, before))
+    return [row["id"] for row in await cursor.fetchall()]
+
+
+async def agents_with_open_attempts(conn: psycopg.AsyncConnection, campaign_id: str) -> set[str]:
+    """Agents holding an open attempt of the campaign (a preview offered, or its call on)."""
+    cursor = await conn.execute(
+        "SELECT DISTINCT agent_id FROM campaign_attempts WHERE campaign_id = %s AND ended_at IS NULL"
+        " AND agent_id IS NOT NULL", (campaign_id,))
+    return {row["agent_id"] for row in await cursor.fetchall()}
 
 
 async def open_attempts_before(conn: psycopg.AsyncConnection, campaign_id: str,

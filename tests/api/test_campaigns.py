@@ -126,6 +126,9 @@ BAD_CAMPAIGNS: dict[str, tuple[dict[str, Any], str]] = {
     "amd unknown setting": ({"amd": {"beep": True}}, "amd"),
     "disposition twice": ({"dispositions": ["sale", "sale"]}, "dispositions"),
     "hopper size zero": ({"hopper_size": 0}, "hopper_size"),
+    "abandon message with a separator": ({"abandon_message": "im-sorry,hangup"}, "abandon_message"),
+    "abandon message with CR LF": ({"abandon_message": "im-sorry\r\nx"}, "abandon_message"),
+    "abandon message not text": ({"abandon_message": 5}, "abandon_message"),
 }
 
 
@@ -140,6 +143,31 @@ async def test_bad_campaigns_are_422_naming_the_field(client: httpx.AsyncClient,
     assert field in response.json()["detail"], response.json()
     left = await client.get(f"/v1/campaigns/{body.get('id')}", headers=bearer(admin_key))
     assert left.status_code in (404, 422)  # nothing half-written
+
+
+async def test_an_abandon_message_is_kept(client: httpx.AsyncClient, admin_key: str, queue: str) -> None:
+    body = {**base(queue), "abandon_message": "custom/sorry-we-called"}
+    made = await client.post("/v1/campaigns", headers=bearer(admin_key), json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["abandon_message"] == "custom/sorry-we-called"
+    without = await client.post("/v1/campaigns", headers=bearer(admin_key), json={**base(queue)})
+    assert without.status_code == 201 and without.json()["abandon_message"] is None
+
+
+async def test_stats_of_a_new_campaign(client: httpx.AsyncClient, admin_key: str, queue: str) -> None:
+    campaign_id = await make_campaign(client, admin_key, queue)
+    await upload(client, admin_key, campaign_id, "phone\n+14155550181\n+14155550182\n")
+    stats = await client.get(f"/v1/campaigns/{campaign_id}/stats", headers=bearer(admin_key))
+    assert stats.status_code == 200, stats.text
+    body = stats.json()
+    assert body["contacts"]["ready"] == 2 and body["state"] == "draft"
+    assert (body["dialed"], body["attempts_open"], body["contacts_reached"]) == (0, 0, 0)
+    assert body["answer_rate"] is body["abandon_rate_total"] is body["abandon_rate_window"] is None
+    assert body["in_flight"] == {"dialing_here": False, "ringing": 0, "waiting": 0, "abandoning": 0}
+    missing = await client.get("/v1/campaigns/no-such-campaign/stats", headers=bearer(admin_key))
+    assert missing.status_code == 404
+    bad = await client.get("/v1/campaigns/bad%20id!/stats", headers=bearer(admin_key))
+    assert bad.status_code == 422
 
 
 async def test_unknown_and_malformed_ids(client: httpx.AsyncClient, admin_key: str) -> None:

@@ -143,3 +143,34 @@ def test_leg_ids_with_a_trailing_newline_or_separator_are_refused(leg_id):
 def test_dial_strings_cannot_carry_more_than_one_target(endpoint):
     with pytest.raises(UnsafeValue):
         request_for(c.Originate("leg-1", endpoint), "ccc")
+
+
+def test_a_failed_dial_gives_the_cause_a_local_channel_ends_without() -> None:
+    # An originated Local channel whose far half runs Busy() or Congestion() ends with cause 0;
+    # ARI's Dial event said why, and the switch puts that cause on the hang-up.
+    from controller.adapters.asterisk.switch import AsteriskSwitch
+    from controller.adapters.asterisk.translate import cause_of_dial_status
+    from tests.conftest import make_settings
+
+    assert [cause_of_dial_status(s) for s in ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "ANSWER",
+                                              "", None, 17)] == [17, 19, 34, 20, None, None, None, None]
+    heard: list[e.Event] = []
+
+    async def reconnected(snapshot: object) -> None:
+        return None
+
+    switch = AsteriskSwitch(make_settings(), heard.append, reconnected)
+    stamp = "2026-11-23T12:00:00.000+0000"
+
+    def dial_then_end(leg: str, status: str, cause: int, text: str) -> None:
+        switch._on_ari_event({"type": "Dial", "timestamp": stamp, "dialstatus": status, "peer": {"id": leg}})
+        switch._on_ari_event({"type": "ChannelDestroyed", "timestamp": stamp, "cause": cause,
+                              "cause_txt": text, "channel": {"id": leg}})
+
+    for leg, status in (("busy-leg", "BUSY"), ("congested-leg", "CONGESTION"), ("answered-leg", "ANSWER")):
+        dial_then_end(leg, status, 0, "Unknown")
+    dial_then_end("sip-leg", "BUSY", 21, "Call Rejected")  # a real cause is kept as the channel gave it
+    assert [(x.leg_id, x.cause, x.cause_text) for x in heard if isinstance(x, e.LegHungUp)] == [
+        ("busy-leg", 17, "User busy"), ("congested-leg", 34, "Circuit/channel congestion"),
+        ("answered-leg", 0, "Unknown"), ("sip-leg", 21, "Call Rejected")]
+    assert switch._dial_status == {}

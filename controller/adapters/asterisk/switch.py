@@ -22,6 +22,7 @@ from controller.settings import Settings
 from .ami import AmiClient
 from .ari import AriClient, segment
 from .translate import (
+    cause_of_dial_status,
     device_state_from_ami,
     device_state_query,
     device_state_value,
@@ -38,7 +39,8 @@ EventSink = Callable[[e.Event], None]
 
 # Q.850 texts for the causes a channel can end with before we hear its ChannelDestroyed.
 _CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 18: "No user responding",
-               19: "User alerting, no answer", 21: "Call Rejected", 34: "Circuit/channel congestion"}
+               19: "User alerting, no answer", 20: "Subscriber absent", 21: "Call Rejected",
+               34: "Circuit/channel congestion"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class AsteriskSwitch:
         self._sink = sink
         self._tasks: set[asyncio.Task[None]] = set()
         self._hangup_cause: dict[str, int] = {}
+        self._dial_status: dict[str, str] = {}  # leg id -> the Dial event's failure status
         self._on_reconnected = on_reconnected
         self.app = settings.ari_app
         self._local_formats = settings.local_channel_formats
@@ -176,8 +179,16 @@ class AsteriskSwitch:
             self._subscribe_later(message["channel"]["id"])
         elif kind == "ChannelHangupRequest" and "cause" in message:
             self._hangup_cause[message["channel"]["id"]] = int(message["cause"])
+        elif kind == "Dial" and (message.get("peer") or {}).get("id") and cause_of_dial_status(
+                message.get("dialstatus")) is not None:
+            # A leg we originate that fails before answering (a Local channel into Busy() or
+            # Congestion()) ends with cause 0; the Dial event said why.
+            self._dial_status[message["peer"]["id"]] = str(message["dialstatus"])
         elif kind == "ChannelDestroyed":
             self._hangup_cause.pop(message["channel"]["id"], None)
+            status = self._dial_status.pop(message["channel"]["id"], None)
+            if not message.get("cause") and (cause := cause_of_dial_status(status)) is not None:
+                message = {**message, "cause": cause, "cause_txt": _CAUSE_TEXT.get(cause, str(status))}
         event = event_from_ari(message)
         if event is not None:
             self._sink(event)

@@ -51,6 +51,15 @@ def safe_text(value: str, what: str = "value", *, separators: str = "") -> str:
     return value
 
 
+# ARI's Dial event statuses of a dial that failed, as Q.850 causes.
+_DIAL_STATUS_CAUSE = {"BUSY": 17, "NOANSWER": 19, "CONGESTION": 34, "CHANUNAVAIL": 20}
+
+
+def cause_of_dial_status(status: object) -> int | None:
+    """The Q.850 cause a failed dial's status stands for (None: not a failure we map)."""
+    return _DIAL_STATUS_CAUSE.get(status) if isinstance(status, str) else None
+
+
 def parse_timestamp(value: str | None) -> datetime:
     """ARI stamps look like ``2026-11-23T12:00:00.123+0000``."""
     if not value:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -157,10 +158,17 @@ class CampaignBody(BaseModel):
     hopper_size: int = Field(50, ge=1, le=HOPPER_SIZE_MAX, description="Contacts kept ready to dial")
     hopper_ttl_s: int = Field(300, ge=30, le=HOPPER_TTL_MAX_S,
                               description="A contact left this long in the hopper goes back to the list")
+    abandon_message: str | None = Field(
+        None, max_length=260, pattern=r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$",
+        description="The core sound an answered contact hears when no agent is free within the hold "
+                    "(null: the dialer's default, CCC_DIALER_ABANDON_MESSAGE)")
 
     def spec(self) -> CampaignSpec:
+        config = self.model_dump(include=set(CONFIG_FIELDS))
+        if self.abandon_message is not None:
+            config["abandon_message"] = self.abandon_message
         return CampaignSpec(name=self.name, mode=self.mode.value, queue=self.queue, ratio=self.ratio,
-                            config=self.model_dump(include=set(CONFIG_FIELDS)))
+                            config=config)
 
 
 class NewCampaign(CampaignBody):
@@ -280,6 +288,31 @@ class CallbackBody(BaseModel):
     at: Timestamp = Field(description="When to call back")
     agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN,
                                  description="Only this agent takes it (null: any agent of the campaign)")
+
+
+class InFlightOut(BaseModel):
+    dialing_here: bool = Field(description="This controller process holds the campaign's dialer lease; "
+                                           "the counts below are its calls (zero in other processes)")
+    ringing: int
+    waiting: int = Field(description="Answered, waiting for an agent (at most 1.5 s)")
+    abandoning: int = Field(description="Answered, given the message, not yet hung up")
+
+
+class StatsOut(BaseModel):
+    campaign_id: str
+    state: str
+    contacts: dict[str, int] = Field(description="Contacts by state")
+    attempts: dict[str, int] = Field(description="Ended attempts by outcome")
+    attempts_open: int = Field(description="Attempts being dialed (taken by the dialer, no outcome yet)")
+    dialed: int = Field(description="Ended attempts that were dialed (every outcome but cancelled)")
+    answer_rate: float | None = Field(description="Answered (person or machine) / dialed; null: none dialed")
+    contacts_reached: int = Field(description="Contacts with an attempt answered or called back")
+    abandon_rate_total: float | None = Field(
+        description="Abandoned / answered by a person (answered, callback, abandoned), since the start")
+    abandon_rate_window: float | None = Field(description="The same over the rolling window")
+    abandon_window_h: int
+    abandon_target_pct: float
+    in_flight: InFlightOut
 
 
 class HopperEntry(BaseModel):
@@ -488,6 +521,56 @@ async def get_import(
     _: Principal = Depends(READERS),
 ) -> ImportOut:
     return ImportOut.of(await runtime.contacts.get_import(campaign_id, import_id))
+
+
+class PreviewAccepted(BaseModel):
+    call_id: str = Field(description="The call: the agent's device rings, then the contact's number")
+
+
+class PreviewSkipped(BaseModel):
+    attempt_id: UUID
+    outcome: Literal["cancelled"]
+
+
+PREVIEWERS = authorize(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+
+
+@router.post("/{campaign_id}/preview/{attempt_id}/accept", status_code=202, response_model=PreviewAccepted,
+             summary="Accept a previewed contact (its agent, or a supervisor): the agent is dialed, then the "
+                     "contact", responses=problems(401, 403, 404, 409, 422, 503))
+async def accept_preview(
+    campaign_id: CampaignId,
+    attempt_id: UUID,
+    runtime: Runtime = Depends(get_runtime),
+    actor: Principal = Depends(PREVIEWERS),
+) -> PreviewAccepted:
+    return PreviewAccepted(call_id=await runtime.dialer.accept(actor, campaign_id, attempt_id))
+
+
+@router.post("/{campaign_id}/preview/{attempt_id}/skip", response_model=PreviewSkipped,
+             summary="Skip a previewed contact: the attempt is cancelled (not counted), the contact is due "
+                     "again",
+             responses=problems(401, 403, 404, 409, 422, 503))
+async def skip_preview(
+    campaign_id: CampaignId,
+    attempt_id: UUID,
+    runtime: Runtime = Depends(get_runtime),
+    actor: Principal = Depends(PREVIEWERS),
+) -> PreviewSkipped:
+    await runtime.dialer.skip(actor, campaign_id, attempt_id)
+    return PreviewSkipped(attempt_id=attempt_id, outcome="cancelled")
+
+
+@router.get("/{campaign_id}/stats", response_model=StatsOut,
+            summary="Contacts by state, attempts by outcome, answer and abandonment rates, calls in flight",
+            responses=problems(401, 403, 404, 422, 503))
+async def get_stats(
+    campaign_id: CampaignId,
+    runtime: Runtime = Depends(get_runtime),
+    _: Principal = Depends(READERS),
+) -> StatsOut:
+    stats = await runtime.outbound.stats(campaign_id)
+    return StatsOut(**asdict(stats), in_flight=InFlightOut(**runtime.dialer.in_flight(campaign_id)))
 
 
 @router.get("/{campaign_id}/hopper", response_model=list[HopperEntry],
