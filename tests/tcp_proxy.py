@@ -36,10 +36,17 @@ class TcpProxy:
 
     async def _serve(self, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
+        server = self._server
+        self._writers.add(client_writer)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
             client_writer.transport.abort()
+            return
+        if self._server is not server or client_writer.transport.is_closing():
+            # Cut while this connection was being made: it must not outlive the cut.
+            client_writer.transport.abort()
+            server_writer.transport.abort()
             return
         self._writers.update({client_writer, server_writer})
 

@@ -138,6 +138,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/campaigns/{campaign_id}/imports"): READERS,
     ("GET", "/v1/campaigns/{campaign_id}/imports/{import_id}"): READERS,
     ("GET", "/v1/campaigns/{campaign_id}/hopper"): READERS,
+    ("GET", "/v1/campaigns/{campaign_id}/stats"): READERS,
+    # A previewed contact is accepted or skipped by its agent (or a supervisor).
+    ("POST", "/v1/campaigns/{campaign_id}/preview/{attempt_id}/accept"): AGENT_ACTORS,
+    ("POST", "/v1/campaigns/{campaign_id}/preview/{attempt_id}/skip"): AGENT_ACTORS,
     ("GET", "/v1/dnc"): READERS,
     ("POST", "/v1/dnc"): WRITERS,
     ("POST", "/v1/dnc/import"): WRITERS,

@@ -479,6 +479,7 @@ async def test_retention_deletes_old_recordings_and_an_absent_file_is_410(inboun
     spool = runtime.recordings.recordings_dir
     spool.mkdir(parents=True, exist_ok=True)
     ids = []
+    await runtime.recordings.expire(30)  # recordings other tests left behind: only ours below
     async with runtime.db.connection() as conn:
         for age_days, with_file in ((40, True), (40, False), (1, True)):
             recording_id = uuid4()
